@@ -1,0 +1,1 @@
+"""The opdesk operator console (Textual)."""

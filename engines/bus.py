@@ -1,0 +1,283 @@
+"""The desk's one event bus.
+
+* In-process subscribers (by event type, optionally by key such as a symbol) are called synchronously
+  in publish order. A subscriber that raises is logged and isolated: the bus and the others go on.
+  Subscribing to a base class (``Event``) receives every subclass.
+* Async consumers read through bounded :class:`EventQueue`\\ s with a declared policy:
+  ``conflate`` keeps only the latest event per (type, key); ``lossless`` never drops — past its
+  capacity the queue reports back-pressure (a :class:`QueueOverflow` event and :meth:`Bus.writable`
+  blocks cooperative producers), and past ``hard_limit`` the consumer is cut off and told so, rather
+  than letting one stalled reader grow the process without bound.
+  ``auto`` applies each event class's own declaration (``Event.CONFLATE``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+from engines.clock import Clock, SystemClock
+from engines.events import Event, QueueOverflow
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any], None]
+Policy = Literal["conflate", "lossless", "auto"]
+
+_setattr = object.__setattr__
+
+
+class Subscription:
+    __slots__ = ("_bus", "event_type", "handler", "key")
+
+    def __init__(self, bus: Bus, event_type: type[Event], handler: Handler, key: Any) -> None:
+        self._bus = bus
+        self.event_type = event_type
+        self.handler = handler
+        self.key = key
+
+    def cancel(self) -> None:
+        self._bus._remove(self)
+
+
+class QueueCutOff(Exception):
+    """Raised by :meth:`EventQueue.get` after a lossless queue overflowed its hard limit."""
+
+
+class EventQueue:
+    """A bounded queue feeding one async consumer."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        name: str,
+        types: tuple[type[Event], ...],
+        policy: Policy,
+        capacity: int,
+        hard_limit: int,
+    ) -> None:
+        self._bus = bus
+        self.name = name
+        self.types = types
+        self.policy = policy
+        self.capacity = capacity
+        self.hard_limit = hard_limit
+        self._lossless: deque[Event] = deque()
+        self._latest: dict[tuple[type, Any], Event] = {}
+        self._ready = asyncio.Event() if _has_loop() else None
+        self._writable_waiters: list[asyncio.Future[None]] = []
+        self.backpressured = False
+        self.cut_off = False
+        self.delivered = 0
+        self.conflated = 0
+
+    # producer side (called by the bus, synchronously)
+    def offer(self, event: Event) -> None:
+        if self.cut_off:
+            return
+        conflate = self.policy == "conflate" or (self.policy == "auto" and event.CONFLATE)
+        if conflate:
+            k = (type(event), event.key())
+            if k in self._latest:
+                self.conflated += 1
+                del self._latest[k]  # re-insert so the dict keeps arrival order of latest values
+            self._latest[k] = event
+        else:
+            self._lossless.append(event)
+            depth = len(self._lossless)
+            if depth > self.capacity and not self.backpressured:
+                self.backpressured = True
+                log.warning("bus queue %s past capacity %d: back-pressure", self.name, self.capacity)
+                self._bus._report_overflow(self, cut_off=False)
+            if depth > self.hard_limit:
+                self.cut_off = True
+                self._lossless.clear()
+                self._latest.clear()
+                log.error("bus queue %s cut off at %d events: consumer must re-snapshot", self.name, depth)
+                self._bus._report_overflow(self, cut_off=True)
+        if self._ready is not None:
+            self._ready.set()
+
+    def __len__(self) -> int:
+        return len(self._lossless) + len(self._latest)
+
+    # consumer side
+    def drain(self, limit: int | None = None) -> list[Event]:
+        """Everything pending, lossless events first in publish order, then the latest conflated ones."""
+        out: list[Event] = []
+        lossless = self._lossless
+        n = len(lossless) if limit is None else min(limit, len(lossless))
+        for _ in range(n):
+            out.append(lossless.popleft())
+        if limit is None or len(out) < limit:
+            if self._latest:
+                out.extend(self._latest.values())
+                self._latest.clear()
+        self.delivered += len(out)
+        if not self and self._ready is not None:
+            self._ready.clear()
+        self._after_drain()
+        return out
+
+    async def get_batch(self, limit: int | None = None) -> list[Event]:
+        """Wait for at least one event, then return all pending (up to ``limit`` lossless ones)."""
+        if self._ready is None:
+            self._ready = asyncio.Event()
+        while not self:
+            if self.cut_off:
+                raise QueueCutOff(self.name)
+            self._ready.clear()
+            await self._ready.wait()
+        return self.drain(limit)
+
+    async def get(self) -> Event:
+        if self._ready is None:
+            self._ready = asyncio.Event()
+        while not self:
+            if self.cut_off:
+                raise QueueCutOff(self.name)
+            self._ready.clear()
+            await self._ready.wait()
+        if self._lossless:
+            ev = self._lossless.popleft()
+        else:
+            k = next(iter(self._latest))
+            ev = self._latest.pop(k)
+        self.delivered += 1
+        self._after_drain()
+        return ev
+
+    def _after_drain(self) -> None:
+        if self.backpressured and len(self._lossless) <= self.capacity // 2:
+            self.backpressured = False
+            waiters, self._writable_waiters = self._writable_waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    def close(self) -> None:
+        self._bus._remove_queue(self)
+        self.cut_off = True
+        if self._ready is not None:
+            self._ready.set()
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class Bus:
+    """Typed publish/subscribe for one desk. Not thread-safe: use it from the desk's event loop."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self._time_ns = self.clock.time_ns
+        self.seq = 0
+        self._subs: dict[type[Event], list[Subscription]] = {}
+        self._keyed: dict[tuple[type[Event], Any], list[Subscription]] = {}
+        self._queues: list[EventQueue] = []
+        # Per concrete event type: (handlers for the type and its bases, queues interested, keyed?)
+        self._routes: dict[type, tuple[tuple[Handler, ...], tuple[EventQueue, ...], bool]] = {}
+        self.errors = 0
+
+    # --- subscribing ----------------------------------------------------------------------------------
+    def subscribe(self, event_type: type[Event], handler: Handler, key: Any = None) -> Subscription:
+        sub = Subscription(self, event_type, handler, key)
+        if key is None:
+            self._subs.setdefault(event_type, []).append(sub)
+        else:
+            self._keyed.setdefault((event_type, key), []).append(sub)
+        self._routes.clear()
+        return sub
+
+    def _remove(self, sub: Subscription) -> None:
+        bucket = self._subs.get(sub.event_type) if sub.key is None else self._keyed.get((sub.event_type, sub.key))
+        if bucket and sub in bucket:
+            bucket.remove(sub)
+        self._routes.clear()
+
+    def queue(
+        self,
+        types: Iterable[type[Event]] = (Event,),
+        *,
+        policy: Policy = "auto",
+        name: str = "consumer",
+        capacity: int = 10_000,
+        hard_limit: int | None = None,
+    ) -> EventQueue:
+        q = EventQueue(self, name, tuple(types), policy, capacity, hard_limit or capacity * 10)
+        self._queues.append(q)
+        self._routes.clear()
+        return q
+
+    def _remove_queue(self, q: EventQueue) -> None:
+        if q in self._queues:
+            self._queues.remove(q)
+        self._routes.clear()
+
+    # --- publishing ------------------------------------------------------------------------------------
+    def _route(self, cls: type) -> tuple[tuple[Handler, ...], tuple[EventQueue, ...], bool]:
+        mro = cls.__mro__
+        handlers: list[Handler] = []
+        for base in mro:
+            for sub in self._subs.get(base, ()):
+                handlers.append(sub.handler)
+        queues = tuple(q for q in self._queues if any(t in mro for t in q.types))
+        keyed = any(k[0] in mro for k in self._keyed)
+        route = (tuple(handlers), queues, keyed)
+        self._routes[cls] = route
+        return route
+
+    def publish(self, event: Event) -> Event:
+        """Stamp ``seq`` and ``ts`` and deliver synchronously; returns the stamped event."""
+        self.seq += 1
+        _setattr(event, "seq", self.seq)
+        _setattr(event, "ts", self._time_ns())
+        cls = type(event)
+        route = self._routes.get(cls) or self._route(cls)
+        for handler in route[0]:
+            try:
+                handler(event)
+            except Exception:
+                self._handler_failed(handler, event)
+        if route[2]:
+            key = event.key()
+            for base in cls.__mro__:
+                for sub in self._keyed.get((base, key), ()):
+                    try:
+                        sub.handler(event)
+                    except Exception:
+                        self._handler_failed(sub.handler, event)
+        for q in route[1]:
+            q.offer(event)
+        return event
+
+    def _handler_failed(self, handler: Handler, event: Event) -> None:
+        self.errors += 1
+        log.exception("bus subscriber %r failed on %s #%d", handler, type(event).__name__, event.seq)
+
+    def _report_overflow(self, q: EventQueue, *, cut_off: bool) -> None:
+        # Published through the bus so the console and logs see it; a queue never reports to itself
+        # recursively because the overflow flag is set before this is called.
+        self.publish(QueueOverflow(consumer=q.name, depth=len(q), capacity=q.capacity, cut_off=cut_off))
+
+    @property
+    def backpressured(self) -> bool:
+        return any(q.backpressured for q in self._queues)
+
+    async def writable(self) -> None:
+        """Wait until no lossless queue is past its capacity. Producers that can wait should."""
+        while True:
+            pending = [q for q in self._queues if q.backpressured and not q.cut_off]
+            if not pending:
+                return
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            pending[0]._writable_waiters.append(fut)
+            await fut

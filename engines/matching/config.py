@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from engines.configbase import Listen, Section
+
+
+class MatchingConfig(Section):
+    """The desk's own venue."""
+
+    enabled: bool = True
+    venue: str = "sim"
+    maker_fee_bps: Decimal = Decimal("1.0")
+    taker_fee_bps: Decimal = Decimal("2.5")
+    self_trade: Literal["cancel_resting", "cancel_incoming", "none"] = "cancel_resting"
+    depth_levels: int = Field(default=20, ge=1, le=1000)
+    trade_history: int = Field(default=10_000, ge=10, description="trades kept in memory per symbol")
+    journal: bool = True
+    rest: Listen = Listen(port=0)
+    ws: Listen = Listen(port=0)

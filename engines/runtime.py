@@ -1,0 +1,109 @@
+"""The desk runtime: builds every enabled engine from config, starts them in dependency order and
+stops them in reverse.
+
+An engine is anything with ``name``, ``async start()``, ``async stop()`` and ``status() -> dict``.
+Builders are listed in :data:`BUILDERS` in dependency order; each takes the :class:`Desk` and returns
+the engines it made (none if its section is disabled). Engines reach each other only through the
+desk's bus, router and registries here, never by importing one another's internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from engines.bus import Bus
+from engines.clock import Clock, SystemClock
+from engines.config import DeskConfig
+from engines.events import EngineState, EngineStatusChanged
+from engines.instruments import Instrument
+from engines.venue import OrderRouter
+
+log = logging.getLogger(__name__)
+
+
+class Engine(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+Builder = Callable[["Desk"], list[Engine]]
+
+#: "module:function" builders in dependency order (a builder may rely on the ones before it).
+BUILDERS: list[str] = [
+    "engines.sim.prices:build",
+]
+
+
+class Desk:
+    """One desk: the bus, the instruments, the order router and the engines."""
+
+    def __init__(self, config: DeskConfig, *, clock: Clock | None = None, data_dir: Path | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.bus = Bus(self.clock)
+        self.instruments: dict[str, Instrument] = config.instrument_map()
+        self.router = OrderRouter(self.bus)
+        self.data_dir = (data_dir or config.desk.path).resolve()
+        self.engines: list[Engine] = []
+        self.services: dict[str, Any] = {}  # named engines other engines may look up (e.g. "matching")
+        self._started: list[Engine] = []
+        self.stopped = asyncio.Event()
+
+    def build(self, builders: list[str] | None = None) -> Desk:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for spec in builders if builders is not None else BUILDERS:
+            module_name, func_name = spec.split(":")
+            builder: Builder = getattr(importlib.import_module(module_name), func_name)
+            for engine in builder(self):
+                self.engines.append(engine)
+        return self
+
+    def engine(self, name: str) -> Engine:
+        for e in self.engines:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    async def start(self) -> None:
+        for engine in self.engines:
+            self.bus.publish(EngineStatusChanged(engine=engine.name, state=EngineState.STARTING))
+            try:
+                await engine.start()
+            except Exception as exc:
+                log.exception("engine %s failed to start", engine.name)
+                self.bus.publish(
+                    EngineStatusChanged(engine=engine.name, state=EngineState.FAILED, detail=str(exc))
+                )
+                await self.stop()
+                raise
+            self._started.append(engine)
+            self.bus.publish(EngineStatusChanged(engine=engine.name, state=EngineState.RUNNING))
+        log.info("desk %s started: %s", self.config.desk.name, ", ".join(e.name for e in self.engines))
+
+    async def stop(self) -> None:
+        while self._started:
+            engine = self._started.pop()
+            self.bus.publish(EngineStatusChanged(engine=engine.name, state=EngineState.STOPPING))
+            try:
+                await engine.stop()
+            except Exception:
+                log.exception("engine %s failed to stop cleanly", engine.name)
+            self.bus.publish(EngineStatusChanged(engine=engine.name, state=EngineState.STOPPED))
+        self.stopped.set()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "desk": self.config.desk.name,
+            "bus_seq": self.bus.seq,
+            "engines": {e.name: e.status() for e in self.engines},
+        }

@@ -1,0 +1,1 @@
+"""Simulated markets for a desk with no network: reference prices and taker flow."""

@@ -1,0 +1,3 @@
+"""opdesk: a trading desk in a terminal."""
+
+__version__ = "0.1.0"

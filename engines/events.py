@@ -6,7 +6,7 @@ own publish counter) and ``ts`` (nanoseconds from the desk clock) when the event
 Delivery policy is declared by the class: ``CONFLATE = True`` events (market data, snapshots) may be
 conflated to the latest value per :meth:`Event.key` in async queues; everything else is lossless.
 
-The JSON form is ``{"type": ClassName, "seq": …, "ts": …, <fields>}``; :func:`to_json` and
+The JSON form is ``{"event": ClassName, "seq": …, "ts": …, <fields>}``; :func:`to_json` and
 :func:`from_json` round-trip every registered event type (tests/test_events.py checks all of them).
 Prices and quantities in trading events are integers in ticks and lots of the instrument (see
 ``engines.instruments``); Decimal and float appear only at the edges.
@@ -85,7 +85,7 @@ def _encode(value: Any) -> Any:
 
 
 def to_dict(event: Event) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": type(event).__name__}
+    out: dict[str, Any] = {"event": type(event).__name__}
     for f in dataclasses.fields(event):
         out[f.name] = _encode(getattr(event, f.name))
     return out
@@ -149,7 +149,7 @@ def _decode(tp: Any, value: Any) -> Any:
 
 def from_dict(data: dict[str, Any]) -> Event:
     data = dict(data)
-    cls = event_type(data.pop("type"))
+    cls = event_type(data.pop("event"))
     hints = _hints(cls)
     kwargs = {}
     for name, value in data.items():

@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from engines.configbase import Listen, Section
 
@@ -21,3 +21,7 @@ class MatchingConfig(Section):
     journal: bool = True
     rest: Listen = Listen(port=0)
     ws: Listen = Listen(port=0)
+    # Bearer token for REST order entry (POST/PUT/DELETE). A secret: set it with
+    # OPDESK_MATCHING__API_TOKEN or the secrets file. Unset: one is generated at startup and written
+    # to <data_dir>/api.token (mode 0600).
+    api_token: SecretStr | None = None

@@ -2,7 +2,7 @@
 
 Semantics (shared by both, and by the live bot in ``engines.grid.bot``):
 
-* Levels ``L_0 < … < L_{n−1}``; ``n − 1`` *cells*. Cell ``i`` trades quantity ``q_i``: it buys at
+* Levels ``L_0 < … < L_{n-1}``; ``n - 1`` *cells*. Cell ``i`` trades quantity ``q_i``: it buys at
   ``L_i`` and sells at ``L_{i+1}``. A cell holds either cash (a resting buy at ``L_i``) or base (a
   resting sell at ``L_{i+1}``). So there is at most one order per level, and when a level fills the
   opposite order goes one level away (a buy at ``L_i`` fills → sell at ``L_{i+1}``; a sell at
@@ -14,17 +14,17 @@ Semantics (shared by both, and by the live bot in ``engines.grid.bot``):
   the level price ``L`` (a limit order; a gap through several levels fills all of them at their own
   prices). Orders placed by fills at step ``t`` can only fill from step ``t + 1`` (they are on the
   far side of the price anyway).
-* Every fill pays ``fee`` × notional. A *round trip* is a sell of a cell whose base was bought by a
-  grid buy (not the initial purchase); its profit is ``q_i·(L_{i+1}(1 − fee) − L_i(1 + fee))``.
+* Every fill pays ``fee`` x notional. A *round trip* is a sell of a cell whose base was bought by a
+  grid buy (not the initial purchase); its profit is ``q_i·(L_{i+1}(1 - fee) - L_i(1 + fee))``.
 * Whole-grid stop-loss / take-profit: at the first step whose price is ``≤ stop_loss`` or
   ``≥ take_profit`` (after that step's fills) all base is sold at that price (paying the fee) and the
   grid stops; equity stays flat afterwards.
-* Equity = cash + base × price at every step. Return = final equity / initial capital − 1. Max
-  drawdown = max over t of (running peak − equity) / running peak. Sharpe = mean / stdev (ddof 1)
-  of the step returns × √``periods_per_year``.
+* Equity = cash + base x price at every step. Return = final equity / initial capital - 1. Max
+  drawdown = max over t of (running peak - equity) / running peak. Sharpe = mean / stdev (ddof 1)
+  of the step returns x √``periods_per_year``.
 
 Why the vectorised form works: the cell states are always "cash below, base above", so the whole
-grid state is one integer ``k`` — the empty level (buys rest at ``L_0..L_{k−1}``, sells at
+grid state is one integer ``k`` — the empty level (buys rest at ``L_0..L_{k-1}``, sells at
 ``L_{k+1}..``). Code each price by its position among the levels, ``c = 2·d + on_level`` with
 ``d = searchsorted(L, p, 'left')``: strictly between ``L_{j}`` and ``L_{j+1}``, ``k`` is ``j`` if the
 last change of ``c`` was upwards and ``j + 1`` if it was downwards; on a level ``k`` is that level.
@@ -34,6 +34,7 @@ differences of prefix sums, and per-cell fill counts come from difference arrays
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -116,11 +117,11 @@ _MAX_BUCKETS = 1 << 22
 def position_codes(p: np.ndarray, L: np.ndarray) -> np.ndarray:
     """``2·searchsorted(L, p, 'left') + (p is exactly a level)`` for every price, fast.
 
-    ``np.searchsorted`` costs ~15 ms for 1M prices; a bucket table is ~2× quicker. Buckets are half
+    ``np.searchsorted`` costs ~15 ms for 1M prices; a bucket table is ~2x quicker. Buckets are half
     the smallest level gap wide, so each holds at most one level, and a price and a level go through
     the *same* float expression to find their bucket — monotone in the price, so every level in a
     lower bucket is below the price and every level in a higher bucket above it; only the level
-    sharing the price's bucket needs a comparison (``sign(p − level)``).
+    sharing the price's bucket needs a comparison (``sign(p - level)``).
     """
     h = float(np.min(np.diff(L))) / 2.0
     base = float(L[0]) - h
@@ -138,7 +139,7 @@ def position_codes(p: np.ndarray, L: np.ndarray) -> np.ndarray:
     np.clip(t, 0, m - 1, out=t)
     j = t.astype(np.intp)
     x = level_in[j]
-    np.subtract(p, x, out=x)  # sign: +1 above the bucket's level, 0 on it, −1 below (or no level)
+    np.subtract(p, x, out=x)  # sign: +1 above the bucket's level, 0 on it, -1 below (or no level)
     c = np.sign(x).astype(np.intp)
     c += odd_before[j]
     return c
@@ -339,7 +340,7 @@ def backtest_loop(
     for e in equity:
         peak = max(peak, e)
         max_dd = max(max_dd, (peak - e) / peak)
-    rets = [(b - a) / a for a, b in zip(equity, equity[1:])]
+    rets = [(b - a) / a for a, b in itertools.pairwise(equity)]
     sharpe = 0.0
     if len(rets) > 1:
         mean = sum(rets) / len(rets)

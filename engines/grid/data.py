@@ -95,7 +95,7 @@ def synthetic(
         logp = np.empty(n)
         logp[0] = 0.0
         a = 1.0 - mean_revert
-        # x_t = a·x_{t−1} + e_t: a plain loop (~0.3 s per million points; research data, not a hot path)
+        # x_t = a·x_{t-1} + e_t: a plain loop (~0.3 s per million points; research data, not a hot path)
         x = 0.0
         for i, e in enumerate(shocks, 1):
             x = a * x + e

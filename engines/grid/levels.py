@@ -2,24 +2,25 @@
 
 Kinds:
 
-* ``arithmetic`` — equal price gaps: ``L_i = lower + i·(upper − lower)/(n − 1)``.
-* ``geometric`` — equal ratios: ``L_i = lower·(upper/lower)^(i/(n − 1))`` (computed with 34-digit Decimal).
+* ``arithmetic`` — equal price gaps: ``L_i = lower + i·(upper - lower)/(n - 1)``.
+* ``geometric`` — equal ratios: ``L_i = lower·(upper/lower)^(i/(n - 1))`` (computed with 34-digit Decimal).
 * ``fibonacci`` — gaps proportional to Fibonacci numbers growing outwards from the middle, so the
   grid is densest at the centre (where the price starts) and widens towards the bounds: the gap ``d``
   gaps from the centre weighs ``F(d + 2)`` = 1, 2, 3, 5, 8, …
-* ``volatility`` — equal gaps of ``multiplier × volatility`` (an ATR in price units, or a realised
+* ``volatility`` — equal gaps of ``multiplier x volatility`` (an ATR in price units, or a realised
   stdev of log returns times the centre price) centred on ``center``; if ``n`` such levels do not fit
   between the bounds the gap shrinks to fit, and the block is shifted to stay inside them.
 
 Every price is rounded to the nearest tick (half up). Two levels landing on the same tick is an error:
 the grid is too dense for the tick size.
 
-A grid of ``n`` levels has ``n − 1`` cells; cell ``i`` buys at ``L_i`` and sells the same quantity at
+A grid of ``n`` levels has ``n - 1`` cells; cell ``i`` buys at ``L_i`` and sells the same quantity at
 ``L_{i+1}`` (see ``engines.grid.backtest`` for the trading semantics). Quantities are per cell.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ def _check(lower: Decimal, upper: Decimal, n: int) -> None:
 
 def _finish(raw: Sequence[Decimal], tick: Decimal) -> tuple[Decimal, ...]:
     out = tuple(snap(p, tick) for p in raw)
-    for a, b in zip(out, out[1:]):
+    for a, b in itertools.pairwise(out):
         if b <= a:
             raise ValueError(f"levels {a} and {b} collide at tick {tick}: too many levels for the range")
     return out
@@ -78,7 +79,7 @@ def fib_weights(gaps: int) -> list[int]:
     fib = [0, 1]
     while len(fib) < gaps + 3:
         fib.append(fib[-1] + fib[-2])
-    # distance from the centre in whole gaps: 2·|j − (g−1)/2| floored by halves
+    # distance from the centre in whole gaps: 2·|j - (g-1)/2| floored by halves
     return [fib[abs(2 * j - (gaps - 1)) // 2 + 2] for j in range(gaps)]
 
 
@@ -122,7 +123,7 @@ def volatility(
 def realised_vol(closes: Sequence[float], window: int = 0) -> float:
     """Sample stdev of log returns over the last ``window`` returns (all if 0)."""
     c = [float(x) for x in closes]
-    r = [math.log(b / a) for a, b in zip(c, c[1:])]
+    r = [math.log(b / a) for a, b in itertools.pairwise(c)]
     if window:
         r = r[-window:]
     if len(r) < 2:
@@ -153,7 +154,7 @@ def vol_step(
     window: int = 14,
     method: Literal["atr", "stdev"] = "atr",
 ) -> Decimal:
-    """The level gap for a volatility grid: ``multiplier × ATR`` or ``multiplier × σ × center``."""
+    """The level gap for a volatility grid: ``multiplier x ATR`` or ``multiplier x sigma x center``."""
     if closes is None:
         raise ValueError("a volatility grid needs price history")
     if method == "atr":

@@ -410,7 +410,9 @@ class Validator:
         self.allow_unknown_fields = allow_unknown_fields
         self.allow_user_defined_fields = allow_user_defined_fields
         self.validate_admin = validate_admin
-        self.known_msg_types = frozenset(dictionary.fields[35].enums) if 35 in dictionary.fields else frozenset()
+        self.known_msg_types = (
+            frozenset(dictionary.fields[35].enums) if 35 in dictionary.fields else frozenset()
+        )
 
     def __call__(self, msg: Any) -> RejectInfo | None:
         return self.validate(msg)
@@ -472,17 +474,23 @@ class Validator:
             self._field(tag, raw)
             if tag in header.tags:
                 if section != 0 and self.check_fields_out_of_order:
-                    raise _Problem(SessionRejectReason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER, tag, self._label(tag))
+                    raise _Problem(
+                        SessionRejectReason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER, tag, self._label(tag)
+                    )
                 scope: Layout = header
             elif tag in trailer.tags:
                 section, scope = 2, trailer
             else:
                 if section == 2 and self.check_fields_out_of_order:
-                    raise _Problem(SessionRejectReason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER, tag, self._label(tag))
+                    raise _Problem(
+                        SessionRejectReason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER, tag, self._label(tag)
+                    )
                 section, scope = 1, mdef
                 if tag not in mdef.tags and tag in dd.fields:
                     raise _Problem(
-                        SessionRejectReason.TAG_NOT_DEFINED_FOR_MESSAGE_TYPE, tag, f"{self._label(tag)} in {mdef.name}"
+                        SessionRejectReason.TAG_NOT_DEFINED_FOR_MESSAGE_TYPE,
+                        tag,
+                        f"{self._label(tag)} in {mdef.name}",
                     )
             if tag in seen:
                 raise _Problem(SessionRejectReason.TAG_APPEARS_MORE_THAN_ONCE, tag, self._label(tag))
@@ -598,7 +606,9 @@ def default_dictionary(begin_string: str) -> DataDictionary:
     try:
         return load_dictionary(DEFAULT_FILES[begin_string])
     except KeyError:
-        raise DictionaryError(f"no built-in dictionary for {begin_string} (have {', '.join(DEFAULT_FILES)})") from None
+        raise DictionaryError(
+            f"no built-in dictionary for {begin_string} (have {', '.join(DEFAULT_FILES)})"
+        ) from None
 
 
 def field_name(tag: int, begin_string: str = "FIX.4.4") -> str:

@@ -105,16 +105,20 @@ class EventQueue:
             ready.set()
 
     def _over_capacity(self, depth: int) -> None:
+        # The report is itself published and may land in this very queue: state is set first so the
+        # re-entrant offer finds the queue already flagged and reports nothing twice.
+        if depth > self.hard_limit:
+            if not self.cut_off:
+                self.cut_off = True
+                self._lossless.clear()
+                self._latest.clear()
+                log.error("bus queue %s cut off at %d events: consumer must re-snapshot", self.name, depth)
+                self._bus._report_overflow(self, depth, cut_off=True)
+            return
         if not self.backpressured:
             self.backpressured = True
             log.warning("bus queue %s past capacity %d: back-pressure", self.name, self.capacity)
-            self._bus._report_overflow(self, cut_off=False)
-        if depth > self.hard_limit:
-            self.cut_off = True
-            self._lossless.clear()
-            self._latest.clear()
-            log.error("bus queue %s cut off at %d events: consumer must re-snapshot", self.name, depth)
-            self._bus._report_overflow(self, cut_off=True)
+            self._bus._report_overflow(self, depth, cut_off=False)
 
     def __len__(self) -> int:
         return len(self._lossless) + len(self._latest)
@@ -278,10 +282,8 @@ class Bus:
         self.errors += 1
         log.exception("bus subscriber %r failed on %s #%d", handler, type(event).__name__, event.seq)
 
-    def _report_overflow(self, q: EventQueue, *, cut_off: bool) -> None:
-        # Published through the bus so the console and logs see it; a queue never reports to itself
-        # recursively because the overflow flag is set before this is called.
-        self.publish(QueueOverflow(consumer=q.name, depth=len(q), capacity=q.capacity, cut_off=cut_off))
+    def _report_overflow(self, q: EventQueue, depth: int, *, cut_off: bool) -> None:
+        self.publish(QueueOverflow(consumer=q.name, depth=depth, capacity=q.capacity, cut_off=cut_off))
 
     @property
     def backpressured(self) -> bool:

@@ -27,6 +27,7 @@ from engines.grid.config import GridBotConfig
 from engines.instruments import Instrument
 from engines.matching.config import MatchingConfig
 from engines.mm.config import MMBotConfig
+from engines.remote.config import RemoteConfig
 from engines.risk.config import RiskConfig
 from engines.sim.config import SimConfig
 
@@ -111,6 +112,7 @@ class DeskConfig(BaseSettings):
     grid: list[GridBotConfig] = []
     fix: FixConfig = FixConfig()
     control: ControlConfig = ControlConfig()
+    remote: RemoteConfig = RemoteConfig()
     ui: UIConfig = UIConfig()
     logging: LoggingConfig = LoggingConfig()
 

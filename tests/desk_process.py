@@ -21,6 +21,7 @@ class DeskProcess:
             {
                 "OPDESK_DESK__DATA_DIR": str(data_dir),
                 "OPDESK_CONTROL__PORT": "0",
+                "OPDESK_REMOTE__PORT": "0",
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_headless_desk_never_imports_textual_or_rich(tmp_path):
-    env = {"OPDESK_DESK__DATA_DIR": str(tmp_path), "OPDESK_CONTROL__PORT": "0", "PATH": "/usr/bin:/bin"}
+    env = {"OPDESK_DESK__DATA_DIR": str(tmp_path), "OPDESK_CONTROL__PORT": "0", "OPDESK_REMOTE__PORT": "0", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "UI-MODULES:"

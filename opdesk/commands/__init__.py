@@ -7,4 +7,5 @@ what the headless desk needs (never textual or rich).
 #: Subcommand modules, in the order ``opdesk --help`` lists them.
 COMMANDS = [
     "opdesk.commands.check_config",
+    "opdesk.commands.remote",
 ]

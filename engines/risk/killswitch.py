@@ -535,6 +535,11 @@ class KillSwitch:
         pending = [p.label for p in self.pending.values() if p.scope == scope]
         return {"scope": scope, "state": state.value, "previous": previous.value, "pending": pending}
 
+    async def idle(self) -> None:
+        """Wait for every kill started with :meth:`kill_now` (rules, signals) to finish."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     def pending_cancels(self) -> list[dict[str, Any]]:
         return [p.to_dict() for p in self.pending.values()]
 

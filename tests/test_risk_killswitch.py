@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+
+from engines.events import EngineState, EngineStatusChanged
+from engines.orders import OrderAccepted, OrderRejected, Side
+from engines.risk.events import KillProgress, KillSwitchAction, TradingState, TradingStateChanged
+from tests.risk_venue import ToyVenue, make_desk, order
+
+NO_RULES = {"limits": {}, "rules": {"order_storm": None, "stale_market_data": None}}
+
+
+def _collect(desk, cls):
+    out: list = []
+    desk.bus.subscribe(cls, out.append)
+    return out
+
+
+async def _wait_for(desk, cls, predicate, timeout: float = 5.0):
+    """Wait for a bus event matching ``predicate`` (published from now on)."""
+    fut = asyncio.get_running_loop().create_future()
+
+    def on(ev):
+        if predicate(ev) and not fut.done():
+            fut.set_result(ev)
+
+    sub = desk.bus.subscribe(cls, on)
+    try:
+        return await asyncio.wait_for(fut, timeout)
+    finally:
+        sub.cancel()
+
+
+async def test_kill_during_a_burst_of_fills_and_quotes(tmp_path):
+    desk, venue = make_desk(tmp_path, risk=NO_RULES)
+    await desk.start()
+    ks = desk.services["killswitch"]
+    accepted = _collect(desk, OrderAccepted)
+    halted_seq: list[int] = []
+    desk.bus.subscribe(
+        TradingStateChanged, lambda ev: halted_seq.append(ev.seq) if ev.state is TradingState.HALTED else None
+    )
+    rejected = _collect(desk, OrderRejected)
+    rng = random.Random(11)
+    enough = asyncio.Event()
+    desk.bus.subscribe(OrderAccepted, lambda ev: enough.set() if len(accepted) >= 600 else None)
+    stop = asyncio.Event()
+    sent = {"n": 0}
+
+    async def quoter(owner: str, symbol: str, base: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            side = Side.BUY if i % 2 else Side.SELL
+            px = base - rng.randint(1, 50) if side is Side.BUY else base + rng.randint(1, 50)
+            await desk.router.submit(order(symbol=symbol, side=side, qty=rng.randint(1, 5), price=px,
+                                           owner=owner, client_id=f"{owner}-{i}"))
+            sent["n"] += 1
+            await asyncio.sleep(0)
+
+    async def filler() -> None:
+        while not stop.is_set():
+            if venue.orders:
+                (owner, cid), r = rng.choice(sorted(venue.orders.items(), key=lambda kv: kv[1].order_id))
+                venue.fill(owner, cid, rng.randint(1, r.leaves))
+            await asyncio.sleep(0)
+
+    tasks = [
+        asyncio.create_task(quoter("mm-btc", "BTC-USD", 130_000)),
+        asyncio.create_task(quoter("mm-btc2", "BTC-USD", 130_000)),
+        asyncio.create_task(quoter("grid-eth", "ETH-USD", 64_000)),
+        asyncio.create_task(filler()),
+    ]
+    await asyncio.wait_for(enough.wait(), 10)
+    report = await ks.kill(reason="burst test", source="cli", actor="pytest")
+    # keep the burst going a while after the kill: every new order must be refused
+    n_after = sent["n"]
+    while sent["n"] < n_after + 300:
+        await asyncio.sleep(0)
+    stop.set()
+    await asyncio.gather(*tasks)
+
+    assert len(halted_seq) == 1
+    assert [a for a in accepted if a.seq > halted_seq[0]] == []
+    assert venue.orders == {}
+    assert desk.services["risk"].orders.orders == {}
+    assert report.pending == () and report.requested == report.confirmed > 0
+    late = [r for r in rejected if r.seq > halted_seq[0]]
+    assert len(late) >= 300 and all(r.reason == "trading halted (desk): no new orders" for r in late)
+    await desk.stop()
+
+
+async def test_kill_with_a_disconnected_venue_reports_pending_and_cancels_on_reconnect(tmp_path):
+    desk, toy = make_desk(tmp_path, risk=NO_RULES)
+    fixv = ToyVenue(desk.bus, "fixv")
+    desk.router.add_venue(fixv)
+    await desk.start()
+    ks = desk.services["killswitch"]
+    progress = _collect(desk, KillProgress)
+    for i in range(3):
+        assert await desk.router.submit(order(client_id=f"t{i}", venue="toy"))
+    for i in range(2):
+        assert await desk.router.submit(order(client_id=f"f{i}", venue="fixv", owner="fix:CLIENT"))
+    fixv.disconnect()
+
+    report = await ks.kill("desk", reason="venue down test", source="console", actor="op")
+    assert report.requested == 5 and report.confirmed == 3
+    assert report.pending == ("fixv:BTC-USD:f0", "fixv:BTC-USD:f1")
+    assert progress[-1].pending == report.pending and not progress[-1].done
+    assert [p["order"] for p in ks.pending_cancels()] == ["fixv:BTC-USD:f0", "fixv:BTC-USD:f1"]
+    assert all(p["reason"] == "venue disconnected" for p in ks.pending_cancels())
+    assert toy.orders == {} and len(fixv.orders) == 2
+    # still disconnected: a retry sends nothing and the orders stay visible
+    assert await ks.retry_pending() == 0 and len(ks.pending_cancels()) == 2
+
+    fixv.reconnect()
+    done = asyncio.ensure_future(_wait_for(desk, KillProgress, lambda ev: ev.done and ev.scope == "desk"))
+    desk.bus.publish(EngineStatusChanged(engine="fixv", state=EngineState.RUNNING))
+    await asyncio.wait_for(done, 5)
+    assert fixv.orders == {} and fixv.cancel_calls == 2
+    assert ks.pending_cancels() == []
+    await desk.stop()
+
+
+async def test_cancels_acknowledged_later_are_waited_for(tmp_path):
+    desk, venue = make_desk(tmp_path, risk=NO_RULES, venue_kw={"async_acks": True})
+    await desk.start()
+    for i in range(4):
+        await desk.router.submit(order(client_id=f"o{i}", owner="bot-a" if i % 2 else "bot-b"))
+    report = await desk.services["killswitch"].kill("bot:bot-a", reason="acks", source="cli")
+    assert (report.requested, report.confirmed, report.pending) == (2, 2, ())
+    assert sorted(venue.orders) == [("bot-b", "o0"), ("bot-b", "o2")]
+    assert desk.services["risk"].effective_state("bot-b", "BTC-USD") is TradingState.ACTIVE
+    await desk.stop()
+
+
+async def test_flatten_sends_reduce_only_orders_while_halted(tmp_path):
+    desk, venue = make_desk(tmp_path, risk=NO_RULES)
+    await desk.start()
+    await desk.router.submit(order(side=Side.BUY, qty=12, client_id="b1"))
+    venue.fill("mm-btc", "b1", 12)
+    await desk.router.submit(order(side=Side.BUY, qty=3, client_id="b2"))
+    accepted = _collect(desk, OrderAccepted)
+    actions = _collect(desk, KillSwitchAction)
+    report = await desk.services["killswitch"].kill(reason="flat", source="console", flatten=True)
+    assert report.flatten == ("mm-btc BTC-USD +12: sell 12 kill-flatten-1 sent",)
+    assert [(a.client_id, a.side, a.qty) for a in accepted] == [("kill-flatten-1", Side.SELL, 12)]
+    assert [a.action for a in actions] == ["kill", "flatten"]
+    # the flatten order rests on the toy venue (it has no matching): it is not swept as a new order
+    assert list(venue.orders) == [("mm-btc", "kill-flatten-1")]
+    await desk.stop()
+
+
+async def test_restart_comes_up_halted_until_rearmed(tmp_path):
+    desk, _ = make_desk(tmp_path, risk=NO_RULES)
+    await desk.start()
+    ks = desk.services["killswitch"]
+    await ks.kill("bot:mm-btc", reason="runaway", source="cli", actor="alice")
+    await ks.kill("desk", reason="panic", source="signal")
+    await ks.rearm("bot:mm-btc", reason="fixed", source="console", actor="bob")
+    await desk.stop()
+
+    desk2, _ = make_desk(tmp_path, risk=NO_RULES)
+    risk2 = desk2.services["risk"]
+    assert risk2.state("desk") is TradingState.HALTED  # before any engine starts
+    assert risk2.state("bot:mm-btc") is TradingState.ACTIVE
+    changes = _collect(desk2, TradingStateChanged)
+    await desk2.start()
+    assert [(c.scope, c.state, c.source) for c in changes] == [("desk", TradingState.HALTED, "startup")]
+    assert changes[0].reason == "latched at restart: panic"
+    assert not await desk2.router.submit(order())
+    result = await desk2.services["killswitch"].rearm("desk", reason="all clear", source="cli", actor="carol")
+    assert result == {"scope": "desk", "state": "active", "previous": "halted", "pending": []}
+    assert await desk2.router.submit(order())
+    await desk2.stop()
+
+    desk3, _ = make_desk(tmp_path, risk=NO_RULES)
+    assert desk3.services["risk"].states.scopes() == {}
+
+    con = sqlite3.connect(tmp_path / "risk.sqlite")
+    rows = con.execute("SELECT action, scope, source, reason, actor, detail FROM audit ORDER BY id").fetchall()
+    con.close()
+    assert rows == [
+        ("kill", "bot:mm-btc", "cli", "runaway", "alice", ""),
+        ("kill", "desk", "signal", "panic", "", ""),
+        ("rearm", "bot:mm-btc", "console", "fixed", "bob", "halted->active"),
+        ("rearm", "desk", "cli", "all clear", "carol", "halted->active"),
+    ]
+
+
+async def test_rearm_to_reducing_and_bad_scopes(tmp_path):
+    desk, _ = make_desk(tmp_path, risk=NO_RULES)
+    await desk.start()
+    ks = desk.services["killswitch"]
+    await ks.kill("instrument:BTC-USD", reason="x", source="cli")
+    await ks.rearm("instrument:BTC-USD", reason="wind down", source="cli", state=TradingState.REDUCING)
+    assert desk.services["risk"].state("instrument:BTC-USD") is TradingState.REDUCING
+    for bad in ("everything", "bot:", "venue:sim"):
+        try:
+            await ks.kill(bad, reason="x", source="cli")
+        except ValueError as exc:
+            assert "bad scope" in str(exc)
+        else:
+            raise AssertionError(bad)
+    await desk.stop()

@@ -6,8 +6,11 @@ from engines.config import DeskConfig
 
 
 def run_console(config: DeskConfig) -> int:
-    from console.app import OpdeskApp
+    from console.app import build_app
+    from console.logsink import setup_console_logging
 
-    app = OpdeskApp(config)
+    app = build_app(config)
+    # Never print while Textual owns the terminal: logs go to a file under the desk's data dir.
+    setup_console_logging(config.logging.level, config.logging.file or app.desk.data_dir / "console.log")
     app.run()
     return app.return_code or 0

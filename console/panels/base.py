@@ -1,0 +1,37 @@
+"""What every main-screen panel provides to the app's refresh loop."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.containers import Vertical
+
+if TYPE_CHECKING:
+    from console.model import DeskModel
+
+
+class Panel(Vertical):
+    """A bordered, titled panel on the main screen; mounted once, shown or hidden with ``display``."""
+
+    key: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+
+    DEFAULT_CSS = """
+    Panel {
+        border: round $panel-lighten-2;
+        border-title-color: $text-muted;
+        height: 1fr;
+        padding: 0 0;
+    }
+    Panel:focus-within {
+        border: round $primary;
+        border-title-color: $text;
+        border-title-style: bold;
+    }
+    """
+
+    def on_mount(self) -> None:
+        self.border_title = self.title
+
+    def refresh_from(self, model: DeskModel) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError

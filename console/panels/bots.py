@@ -1,0 +1,127 @@
+"""Market-making bots: state, position, realised/unrealised P&L, fees, return %, limits usage,
+quoting status, and a P&L sparkline of the selected bot."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Label, Sparkline
+
+from console.format import grouped, money, pct, signed
+from console.panels.base import Panel
+from console.panels.table import DiffTable
+
+if TYPE_CHECKING:
+    from console.model import DeskModel
+
+COLUMNS = [
+    ("bot", "bot"),
+    ("state", "state"),
+    ("quoting", "quoting"),
+    ("position", "position"),
+    ("realised", "realised"),
+    ("unrealised", "unrealised"),
+    ("fees", "fees"),
+    ("ret", "return"),
+    ("limits", "limits used"),
+    ("orders", "orders"),
+]
+
+
+def limits_text(ev: Any) -> str:
+    """The most-used limit as "name nn%"; accepts a dict of name → fraction or a plain number."""
+    usage = getattr(ev, "limits_usage", None)
+    if usage is None:
+        usage = getattr(ev, "limits", None)
+    if isinstance(usage, dict) and usage:
+        name, value = max(usage.items(), key=lambda kv: float(kv[1]))
+        value = float(value)
+        mark = " ⚠" if value >= 0.8 else ""
+        return f"{name} {value * 100:.0f}%{mark}"
+    if isinstance(usage, int | float):
+        return f"{float(usage) * 100:.0f}%"
+    return "—"
+
+
+def pnl_cell(app: Any, value: float, text: str) -> Text:
+    var = "pnl-up" if value > 0 else "pnl-down" if value < 0 else None
+    return Text(text, style=app.theme_variables.get(var, "") if var else "", justify="right")
+
+
+class BotsPanel(Panel):
+    key = "bots"
+    title = "Market-making bots"
+
+    BINDINGS = [
+        Binding("enter", "app.bot_detail", "Detail", id="bots.detail", tooltip="Bot detail with its parameters"),
+        Binding("p", "app.pause_selected", "Pause", id="bots.pause", tooltip="Pause the selected bot"),
+        Binding("r", "app.resume_selected", "Resume", id="bots.resume", tooltip="Resume the selected bot"),
+    ]
+
+    DEFAULT_CSS = """
+    BotsPanel #pnl-row { height: 3; }
+    BotsPanel #pnl-label { width: auto; padding: 1 1 0 1; color: $text-muted; }
+    BotsPanel Sparkline { height: 3; width: 1fr; }
+    BotsPanel Sparkline > .sparkline--max-color { color: $pnl-up; }
+    BotsPanel Sparkline > .sparkline--min-color { color: $pnl-down; }
+    """
+
+    def compose(self):  # type: ignore[override]
+        yield DiffTable(COLUMNS, id="bots-table")
+        with Horizontal(id="pnl-row"):
+            yield Label("P&L", id="pnl-label")
+            yield Sparkline([], id="pnl-spark")
+
+    @property
+    def table(self) -> DiffTable:
+        return self.query_one(DiffTable)
+
+    @property
+    def selected(self) -> str | None:
+        return self.table.selected_key
+
+    def refresh_from(self, model: DeskModel) -> None:
+        app = self.app
+        rows = {}
+        for name, ev in sorted(model.bots.items()):
+            state = str(getattr(ev, "state", "?"))
+            scope_state = model.states.get(f"bot:{name}", "active")
+            if scope_state != "active" or model.desk_state() != "active":
+                state = f"■ {state}"
+            quoting = bool(getattr(ev, "quoting", False))
+            reason = getattr(ev, "reason", "")
+            quote_text = "● quoting" if quoting else f"○ {reason or 'not quoting'}"
+            realised = float(getattr(ev, "realised", 0.0))
+            unrealised = float(getattr(ev, "unrealised", 0.0))
+            fees = float(getattr(ev, "fees", 0.0))
+            ret = float(getattr(ev, "return_pct", 0.0))
+            position = float(getattr(ev, "position", 0.0))
+            avg = getattr(ev, "avg_price", None)
+            at = f" @ {grouped(float(avg))}" if avg and position else ""
+            rows[name] = (
+                f"{name} {getattr(ev, 'symbol', '')}",
+                state,
+                quote_text,
+                Text(f"{signed(position, 4)}{at}", justify="right"),
+                pnl_cell(app, realised, money(realised)),
+                pnl_cell(app, unrealised, money(unrealised)),
+                Text(f"{fees:,.2f}", justify="right"),
+                pnl_cell(app, ret, pct(ret)),
+                limits_text(ev),
+                str(getattr(ev, "open_orders", "")),
+            )
+        self.table.sync(rows)
+        selected = self.selected or next(iter(sorted(model.bots)), None)
+        spark = self.query_one(Sparkline)
+        points = list(model.pnl.get(selected, ())) if selected else []
+        spark.data = points or [0.0]
+        label = self.query_one("#pnl-label", Label)
+        last = points[-1] if points else 0.0
+        label.update(f"{selected} P&L {money(last)}" if selected else "P&L —")
+        if not model.bots:
+            self.border_title = "Market-making bots · none running"
+        else:
+            self.border_title = f"Market-making bots · {len(model.bots)}"

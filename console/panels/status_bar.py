@@ -1,0 +1,90 @@
+"""The status bar: the desk's trading state, which nobody can miss when it is HALTED."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.widget import Widget
+
+from console.format import clock, grouped
+
+if TYPE_CHECKING:
+    from console.model import DeskModel
+
+STATE_LABEL = {
+    "active": "● ACTIVE",
+    "reducing": "▲ REDUCING ONLY",
+    "halted": "■ HALTED",
+}
+
+
+class StatusBar(Widget):
+    key = "status"
+
+    DEFAULT_CSS = """
+    StatusBar {
+        dock: top;
+        height: 1;
+        background: $panel;
+        color: $foreground;
+        padding: 0 1;
+    }
+    StatusBar.-reducing {
+        background: $warning;
+        color: $background;
+        text-style: bold;
+    }
+    StatusBar.-halted {
+        height: 3;
+        background: $halted;
+        color: $halted-text;
+        text-style: bold;
+        content-align: center middle;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._text = Text()
+        self._rate = 0.0
+        self._last_events = 0
+        self._last_mono: float | None = None
+
+    def render(self) -> Text:
+        return self._text
+
+    def sample_rate(self, events: int, mono: float) -> None:
+        """Events/s since the last sample (called by the refresh tick with the app's clock)."""
+        if self._last_mono is not None and mono > self._last_mono:
+            self._rate = (events - self._last_events) / (mono - self._last_mono)
+        self._last_events, self._last_mono = events, mono
+
+    def refresh_from(self, model: DeskModel) -> None:
+        state = model.desk_state()
+        self.set_class(state == "halted", "-halted")
+        self.set_class(state == "reducing", "-reducing")
+        others = [s for s in model.halted_scopes() if s != "desk"]
+        if state == "halted":
+            reason = model.state_reason.get("desk", "")
+            text = Text(f"■ ■ ■  DESK HALTED  ■ ■ ■   {reason}", style="bold")
+            text.append("   — nothing trades; cancels only.  ctrl+r re-arms", style="not bold")
+            if others:
+                text.append(f"   also: {', '.join(others)}")
+        else:
+            text = Text()
+            text.append(f"opdesk · {model.desk_name}  ", style="bold")
+            text.append(STATE_LABEL.get(state, state.upper()), style="bold reverse" if state != "active" else "bold")
+            if others:
+                text.append(f"  ■ {', '.join(others)} halted", style="bold")
+            running = sum(1 for s in model.engines.values() if s == "running")
+            text.append(f"   engines {running}/{len(model.engines)}")
+            for sym in model.symbols:
+                price = model.prices.get(sym)
+                if price is not None:
+                    text.append(f"   {sym} {grouped(price)}")
+            text.append(f"   {self._rate:,.0f} ev/s")
+            text.append(f"   {clock(model.last_ts)} UTC")
+        if text != self._text:
+            self._text = text
+            self.refresh()

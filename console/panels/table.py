@@ -1,0 +1,55 @@
+"""A DataTable that is updated by cell diffs: rows are added once, changed cells are updated with
+``update_cell``, and the table is never cleared and rebuilt (which would reset the cursor and redraw
+everything)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from textual.widgets import DataTable
+
+
+class DiffTable(DataTable[Any]):
+    DEFAULT_CSS = """
+    DiffTable { height: 1fr; background: $surface; }
+    """
+
+    def __init__(self, columns: Sequence[tuple[str, str]], *, id: str | None = None) -> None:
+        """``columns``: (key, label) pairs."""
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self._column_spec = list(columns)
+        self._cells: dict[str, tuple[Any, ...]] = {}
+        self.updates = 0
+
+    def on_mount(self) -> None:
+        for key, label in self._column_spec:
+            self.add_column(label, key=key)
+
+    def sync(self, rows: Mapping[str, Sequence[Any]]) -> None:
+        keys = [k for k, _ in self._column_spec]
+        for row_key, cells in rows.items():
+            cells = tuple(cells)
+            old = self._cells.get(row_key)
+            if old is None:
+                self.add_row(*cells, key=row_key)
+                self.updates += 1
+            else:
+                for i, (a, b) in enumerate(zip(old, cells)):
+                    if a != b:
+                        self.update_cell(row_key, keys[i], b)
+                        self.updates += 1
+            self._cells[row_key] = cells
+        for gone in [k for k in self._cells if k not in rows]:
+            self.remove_row(gone)
+            del self._cells[gone]
+
+    @property
+    def selected_key(self) -> str | None:
+        if self.row_count == 0:
+            return None
+        try:
+            row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        except Exception:
+            return None
+        return row_key.value

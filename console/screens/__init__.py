@@ -1,0 +1,1 @@
+"""Screens: the main desk screen, modal confirmations and pickers, and detail views."""

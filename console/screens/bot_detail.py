@@ -1,0 +1,68 @@
+"""Bot detail: the bot's configured parameters and its latest status, field by field."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label, Sparkline
+
+if TYPE_CHECKING:
+    from console.model import DeskModel
+
+
+class BotDetailScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,enter", "close", "Close", id="bot.close")]
+
+    DEFAULT_CSS = """
+    BotDetailScreen { align: center middle; background: $background 60%; }
+    BotDetailScreen > Vertical {
+        width: 100; max-width: 95%; height: auto; max-height: 95%;
+        border: thick $primary; background: $surface; padding: 1 2;
+    }
+    BotDetailScreen #head { text-style: bold; margin-bottom: 1; }
+    BotDetailScreen Horizontal { height: auto; }
+    BotDetailScreen DataTable { height: auto; max-height: 24; width: 1fr; margin-right: 1; }
+    BotDetailScreen Sparkline { height: 3; margin-top: 1; }
+    """
+
+    def __init__(self, model: DeskModel, name: str, params: dict[str, Any]) -> None:
+        super().__init__()
+        self.model = model
+        self.bot = name
+        self.params = params
+
+    def compose(self) -> ComposeResult:
+        status = self.model.bots.get(self.bot) or self.model.grids.get(self.bot)
+        kind = type(status).__name__ if status is not None else "bot"
+        with Vertical():
+            yield Label(f"{self.bot} · {kind} · trading state {self.model.states.get('bot:' + self.bot, 'active')}",
+                        id="head")
+            with Horizontal():
+                yield DataTable(id="params", cursor_type="row")
+                yield DataTable(id="status", cursor_type="row")
+            yield Sparkline(list(self.model.pnl.get(self.bot, ())) or [0.0])
+
+    def on_mount(self) -> None:
+        params = self.query_one("#params", DataTable)
+        params.border_title = "parameters"
+        params.add_columns("parameter", "value")
+        for k, v in self.params.items():
+            params.add_row(k, str(v))
+        table = self.query_one("#status", DataTable)
+        table.add_columns("status", "value")
+        status = self.model.bots.get(self.bot) or self.model.grids.get(self.bot)
+        if status is not None and dataclasses.is_dataclass(status):
+            for f in dataclasses.fields(status):
+                if f.name in ("seq", "ts", "levels"):
+                    continue
+                value = getattr(status, f.name)
+                text = f"{value:,.4f}" if isinstance(value, float) else str(getattr(value, "value", value))
+                table.add_row(f.name, text)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,124 @@
+"""Orders: the desk's recent orders, and one order's detail with its lifecycle."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Label
+
+from console.format import clock
+
+if TYPE_CHECKING:
+    from console.model import DeskModel, OrderInfo
+
+MAX_ROWS = 500
+
+
+class OrdersScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="orders.back"),
+        Binding("enter", "detail", "Detail", id="orders.detail", tooltip="Order detail with its lifecycle"),
+    ]
+
+    DEFAULT_CSS = """
+    OrdersScreen DataTable { height: 1fr; border: round $panel-lighten-2; }
+    """
+
+    def __init__(self, model: DeskModel) -> None:
+        super().__init__()
+        self.model = model
+        self._cells: dict[str, tuple[str, ...]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(id="orders-table", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        t = self.query_one(DataTable)
+        t.border_title = "Orders (newest last)"
+        for key in ("id", "symbol", "owner", "side", "price", "qty", "filled", "leaves", "status"):
+            t.add_column(key, key=key)
+        self.refresh_from(self.model)
+        t.focus()
+
+    def refresh_from(self, model: DeskModel) -> None:
+        t = self.query_one(DataTable)
+        cols = ("id", "symbol", "owner", "side", "price", "qty", "filled", "leaves", "status")
+        orders = list(model.orders.values())[-MAX_ROWS:]
+        live = set()
+        for o in orders:
+            key = f"{o.symbol}:{o.order_id}"
+            live.add(key)
+            cells = (
+                str(o.order_id), o.symbol, o.owner, o.side, model.fmt_price(o.symbol, o.price),
+                model.fmt_qty(o.symbol, o.qty), model.fmt_qty(o.symbol, o.filled),
+                model.fmt_qty(o.symbol, o.leaves), o.status,
+            )
+            old = self._cells.get(key)
+            if old is None:
+                t.add_row(*cells, key=key)
+            else:
+                for c, a, b in zip(cols, old, cells):
+                    if a != b:
+                        t.update_cell(key, c, b)
+            self._cells[key] = cells
+        for gone in [k for k in self._cells if k not in live]:
+            t.remove_row(gone)
+            del self._cells[gone]
+
+    def action_detail(self) -> None:
+        t = self.query_one(DataTable)
+        if not t.row_count:
+            return
+        row_key, _ = t.coordinate_to_cell_key(t.cursor_coordinate)
+        symbol, _, oid = str(row_key.value).rpartition(":")
+        order = self.model.order(symbol, int(oid))
+        if order is not None:
+            self.app.push_screen(OrderDetailScreen(self.model, order))
+
+
+class OrderDetailScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,enter", "close", "Close", id="order.close")]
+
+    DEFAULT_CSS = """
+    OrderDetailScreen { align: center middle; background: $background 60%; }
+    OrderDetailScreen > Vertical {
+        width: 80; max-width: 95%; height: auto; max-height: 90%;
+        border: thick $primary; background: $surface; padding: 1 2;
+    }
+    OrderDetailScreen #head { text-style: bold; margin-bottom: 1; }
+    OrderDetailScreen DataTable { height: auto; max-height: 20; }
+    """
+
+    def __init__(self, model: DeskModel, order: OrderInfo) -> None:
+        super().__init__()
+        self.model = model
+        self.order = order
+
+    def compose(self) -> ComposeResult:
+        o = self.order
+        m = self.model
+        with Vertical():
+            yield Label(
+                f"order {o.order_id} · {o.symbol} · {o.owner} · client id {o.client_id or '—'}", id="head"
+            )
+            yield Label(
+                f"{o.side} {m.fmt_qty(o.symbol, o.qty)} @ {m.fmt_price(o.symbol, o.price)} {o.type} {o.tif}"
+                f" on {o.venue} · filled {m.fmt_qty(o.symbol, o.filled)} · leaves {m.fmt_qty(o.symbol, o.leaves)}"
+                f" · {o.status}"
+            )
+            yield DataTable(id="lifecycle", cursor_type="row")
+
+    def on_mount(self) -> None:
+        t = self.query_one(DataTable)
+        t.add_column("time", key="time")
+        t.add_column("event", key="event")
+        for ts, text in self.order.lifecycle:
+            t.add_row(clock(ts, millis=True), text)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -49,7 +49,7 @@ def _check(lower: Decimal, upper: Decimal, n: int) -> None:
         raise ValueError(f"need 0 < lower < upper, got lower={lower} upper={upper}")
 
 
-def _finish(raw: Sequence[Decimal], tick: Decimal) -> tuple[Decimal, ...]:
+def snap_levels(raw: Sequence[Decimal], tick: Decimal) -> tuple[Decimal, ...]:
     out = tuple(snap(p, tick) for p in raw)
     for a, b in itertools.pairwise(out):
         if b <= a:
@@ -61,7 +61,7 @@ def arithmetic(lower: Decimal, upper: Decimal, n: int, tick: Decimal) -> tuple[D
     _check(lower, upper, n)
     with localcontext(_CTX):
         step = (upper - lower) / (n - 1)
-        return _finish([lower + step * i for i in range(n)], tick)
+        return snap_levels([lower + step * i for i in range(n)], tick)
 
 
 def geometric(lower: Decimal, upper: Decimal, n: int, tick: Decimal) -> tuple[Decimal, ...]:
@@ -70,7 +70,7 @@ def geometric(lower: Decimal, upper: Decimal, n: int, tick: Decimal) -> tuple[De
         ratio = upper / lower
         raw = [lower * ratio ** (Decimal(i) / (n - 1)) for i in range(n)]
         raw[-1] = upper  # exact ends, not 1 ulp off from the power
-        return _finish(raw, tick)
+        return snap_levels(raw, tick)
 
 
 def fib_weights(gaps: int) -> list[int]:
@@ -94,7 +94,7 @@ def fibonacci(lower: Decimal, upper: Decimal, n: int, tick: Decimal) -> tuple[De
         for wj in w:
             acc += wj
             raw.append(lower + span * acc / total)
-        return _finish(raw, tick)
+        return snap_levels(raw, tick)
 
 
 def volatility(
@@ -114,7 +114,7 @@ def volatility(
         step = min(step, (upper - lower) / (n - 1))
         half = step * (n - 1) / 2
         start = min(max(center - half, lower), upper - step * (n - 1))
-        return _finish([start + step * i for i in range(n)], tick)
+        return snap_levels([start + step * i for i in range(n)], tick)
 
 
 # --- volatility estimates (floats: they are estimates, not prices) ---------------------------------

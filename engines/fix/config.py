@@ -1,10 +1,22 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from engines.configbase import Listen, Section
+
+
+class TLSConfig(Section):
+    """TLS for one connection (initiator) or the listening socket (acceptor). Off unless enabled."""
+
+    enabled: bool = False
+    cert: Path | None = None  # our certificate chain (PEM); required for the acceptor
+    key: Path | None = None  # its private key (PEM)
+    ca: Path | None = None  # CA bundle to verify the peer (default: the system's)
+    verify: bool = True  # initiator: verify the acceptor's certificate and host name
+    server_hostname: str | None = None  # initiator: name to verify (default: host)
 
 
 class FixSessionConfig(Section):
@@ -20,9 +32,50 @@ class FixSessionConfig(Section):
     heartbeat_interval: int = 30
     username: str | None = None
     password: SecretStr | None = None
+    # Sequence numbers back to 1 (and stored messages dropped): never, on every logon, after a logout
+    # exchange, or after any disconnect.
+    reset: Literal["never", "logon", "logout", "disconnect"] = "never"
+    validate_messages: bool = True  # check application messages against the data dictionary
+    dictionary: Path | None = (
+        None  # a QuickFIX-format XML dictionary; default: engines/fix/spec/OPDESK-FIX4x.xml
+    )
+    sending_time_window: float = Field(default=120.0, gt=0)
+    reconnect_base: float = Field(default=0.5, gt=0)  # initiator backoff: base * 2**(n-1) seconds ...
+    reconnect_max: float = Field(default=30.0, gt=0)  # ... capped here ...
+    reconnect_jitter: float = Field(default=0.2, ge=0, lt=1)  # ... times 1 ± jitter
+    max_reconnect_attempts: int | None = Field(default=None, ge=1)  # None: retry forever
+    tls: TLSConfig = TLSConfig()
+    # Initiator: register the session as a desk venue (engines.fix.venue.FixVenue) named `venue_name`
+    # (default: the session name), so bots and the operator can route orders over it.
+    venue: bool = True
+    venue_name: str | None = None
+    account: str = ""  # Account (1) on the orders the venue sends
 
 
 class FixConfig(Section):
     enabled: bool = True
     acceptor: Listen = Listen(port=0)
+    acceptor_tls: TLSConfig = TLSConfig()
     sessions: list[FixSessionConfig] = []
+    store: Literal["sqlite", "memory"] = "sqlite"  # sqlite: data_dir/fix/fix.sqlite (survives restarts)
+    # The gateway routes acceptor sessions' orders to this venue (default: the matching engine's).
+    gateway_venue: str | None = None
+    # Accept a Logon from any CompID pair on the acceptor (dynamic sessions); off: only configured ones.
+    accept_any: bool = False
+
+    @model_validator(mode="after")
+    def _unique(self) -> FixConfig:
+        names: set[str] = set()
+        ids: set[tuple[str, str, str]] = set()
+        for i, s in enumerate(self.sessions):
+            if s.name in names:
+                raise ValueError(f"fix.sessions[{i}].name: session name {s.name!r} is used twice")
+            names.add(s.name)
+            key = (s.begin_string, s.sender_comp_id, s.target_comp_id)
+            if key in ids:
+                raise ValueError(
+                    f"fix.sessions[{i}]: session {s.begin_string}:{s.sender_comp_id}->"
+                    f"{s.target_comp_id} is configured twice"
+                )
+            ids.add(key)
+        return self

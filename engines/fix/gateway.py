@@ -1,0 +1,816 @@
+"""The FIX gateway: acceptor sessions trade on the desk's matching engine.
+
+Every order goes the desk's one way: :meth:`engines.venue.OrderRouter.submit` (the pre-trade risk gate,
+then the venue), with ``owner="fix:<SenderCompID>"`` of the client. Outcomes come back as the desk's
+bus events — the gateway subscribes to the order-lifecycle events of its owners and answers each with
+the FIX message a client expects:
+
+==============================  ===========================================================================
+bus event                       FIX
+==============================  ===========================================================================
+``OrderAccepted``               ExecutionReport 150=0 39=0 (New)
+``Fill``                        ExecutionReport 150=F (4.4) or 150=1/2 (4.2), 39=1/2, LastPx/LastQty
+``OrderCanceled``               ExecutionReport 150=4 39=4 (Canceled) or 150=C 39=C (Expired: IOC/FOK/market)
+``OrderReplaced``               ExecutionReport 150=5, 39 = the order's status
+``OrderRejected``               ExecutionReport 150=8 39=8 with OrdRejReason (103) and the reason in 58
+``CancelRejected``              OrderCancelReject (35=9), 434 = what was refused
+==============================  ===========================================================================
+
+The kill switch's cancels reach clients the same way (unsolicited ExecutionReports 150=4). Quantities
+and prices travel as decimal strings and are converted with the instrument; a price or quantity off the
+instrument's grid is rejected with the reason. MarketDataRequest (35=V) gets a snapshot (W) from the
+matching engine and, when subscribed, incremental refreshes (X) from the bus's Depth and Trade events,
+coalesced per event-loop turn. Unsupported application messages get a BusinessMessageReject (380=3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from engines.bus import Bus, Subscription
+from engines.clock import Clock, SystemClock
+from engines.fix.application import Application
+from engines.fix.errors import FieldNotFound, IncorrectTagValue, SessionNotActive, UnsupportedMessageType
+from engines.fix.message import FixMessage, Message, utc_timestamp
+from engines.instruments import Instrument, OffGridError
+from engines.marketdata import Depth, Trade
+from engines.orders import (
+    CancelRejected,
+    Fill,
+    Liquidity,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    OrderReplaced,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from engines.venue import OrderRouter, UnknownVenue
+
+if TYPE_CHECKING:
+    from engines.fix.session import Session
+
+log = logging.getLogger(__name__)
+
+FIX42 = "FIX.4.2"
+
+# OrdRejReason (103) values the gateway uses; 4.2 defines 0-6 only, so its "other" is 0 (broker option).
+REJ_BROKER = "0"
+REJ_UNKNOWN_SYMBOL = "1"
+REJ_EXCEEDS_LIMIT = "3"
+REJ_DUPLICATE = "6"
+REJ_UNSUPPORTED = "11"  # 4.4
+REJ_QTY = "13"  # 4.4
+REJ_OTHER = "99"  # 4.4
+
+_SIDES = {b"1": Side.BUY, b"2": Side.SELL}
+_SIDE_CODE = {Side.BUY: "1", Side.SELL: "2"}
+_TIF = {b"0": TimeInForce.GTC, b"1": TimeInForce.GTC, b"3": TimeInForce.IOC, b"4": TimeInForce.FOK}
+_TIF_CODE = {TimeInForce.GTC: "1", TimeInForce.IOC: "3", TimeInForce.FOK: "4"}
+_STATUS_CODE = {
+    OrderStatus.PENDING_NEW: "A",
+    OrderStatus.NEW: "0",
+    OrderStatus.PARTIALLY_FILLED: "1",
+    OrderStatus.FILLED: "2",
+    OrderStatus.CANCELED: "4",
+    OrderStatus.REJECTED: "8",
+    OrderStatus.EXPIRED: "C",
+}
+_AVG_PLACES = Decimal("0.00000001")
+
+
+def _amount(value: float) -> bytes:
+    """A float as a FIX AMT: fixed point, never exponent notation."""
+    text = f"{value:.8f}".rstrip("0").rstrip(".")
+    return (text if text not in ("", "-0") else "0").encode()
+
+
+class OrderProblem(Exception):
+    """A NewOrderSingle the gateway refuses itself: answered with ExecutionReport 150=8."""
+
+    def __init__(self, reason: str, code44: str, code42: str = REJ_BROKER) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code44 = code44
+        self.code42 = code42
+
+
+@dataclass(slots=True)
+class GatewayOrder:
+    """What the gateway knows of one client order (ticks and lots)."""
+
+    owner: str
+    cl_ord_id: str  # the current ClOrdID (changes on replace)
+    symbol: str
+    side: Side
+    ord_type: OrderType
+    tif: TimeInForce
+    price: int | None
+    qty: int  # total order quantity (OrderQty)
+    order_id: int | None = None
+    orig_cl_ord_id: str = ""  # the ClOrdID before the last replace
+    cum: int = 0
+    notional: int = 0  # sum of fill price (ticks) x fill qty (lots), for AvgPx
+    status: OrderStatus = OrderStatus.PENDING_NEW
+    # A cancel/replace request the venue has not answered yet: (msg type "F"/"G", ClOrdID, qty, price)
+    pending: tuple[str, str, int, int | None] | None = None
+    account: str = ""
+
+    @property
+    def leaves(self) -> int:
+        return 0 if not self.status.is_open else max(0, self.qty - self.cum)
+
+
+@dataclass(slots=True)
+class MDSubscription:
+    req_id: str
+    session: Session
+    symbols: tuple[str, ...]
+    depth: int  # levels per side; 0 = everything the engine keeps
+    entry_types: frozenset[str]
+    incremental: bool
+    sent: dict[str, tuple[dict[int, int], dict[int, int]]] = field(default_factory=dict)
+
+
+class Gateway(Application):
+    """The acceptor-side application: orders and market data for FIX clients."""
+
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        router: OrderRouter,
+        instruments: dict[str, Instrument],
+        venue: str = "sim",
+        matching: Any = None,
+        clock: Clock | None = None,
+        depth_levels: int = 20,
+    ) -> None:
+        self.bus = bus
+        self.router = router
+        self.instruments = instruments
+        self.venue = venue
+        self.matching = matching  # the MatchingEngine (snapshots); optional
+        self.clock: Clock = clock or SystemClock()
+        self.depth_levels = depth_levels
+        self.sessions: dict[str, Session] = {}  # owner -> session
+        self.orders: dict[tuple[str, str], GatewayOrder] = {}  # (owner, ClOrdID) -> open order
+        self.by_id: dict[int, GatewayOrder] = {}
+        self.md_subs: dict[tuple[str, str], MDSubscription] = {}  # (owner, MDReqID) -> subscription
+        self._md_by_symbol: dict[str, list[MDSubscription]] = {}
+        self._md_dirty: set[str] = set()
+        self._md_trades: dict[str, list[Trade]] = {}
+        self._md_last: dict[str, Depth] = {}
+        self._md_scheduled = False
+        self._exec_seq = 0
+        self._exec_prefix = f"{self.clock.time_ns() // 1_000_000_000:x}-"
+        self.counts = {"orders": 0, "rejects": 0, "fills": 0, "cancels": 0, "replaces": 0, "dropped": 0}
+        self._subs: list[Subscription] = []
+        handlers: list[tuple[type, Callable[[Any], None]]] = [
+            (OrderAccepted, self._on_accepted),
+            (OrderRejected, self._on_rejected),
+            (Fill, self._on_fill),
+            (OrderCanceled, self._on_canceled),
+            (OrderReplaced, self._on_replaced),
+            (CancelRejected, self._on_cancel_rejected),
+            (Depth, self._on_depth),
+            (Trade, self._on_trade),
+        ]
+        for etype, handler in handlers:
+            self._subs.append(bus.subscribe(etype, handler))
+
+    def close(self) -> None:
+        for sub in self._subs:
+            sub.cancel()
+        self._subs.clear()
+
+    # --- sessions -----------------------------------------------------------------------------------
+    @staticmethod
+    def owner_of(session: Session) -> str:
+        return f"fix:{session.session_id.target_comp_id}"
+
+    def on_create(self, session: Session) -> None:
+        self.sessions[self.owner_of(session)] = session
+
+    def on_logon(self, session: Session) -> None:
+        self.sessions[self.owner_of(session)] = session
+
+    def on_logout(self, session: Session) -> None:
+        owner = self.owner_of(session)
+        for key in [k for k, s in self.md_subs.items() if k[0] == owner]:
+            self._drop_md(self.md_subs[key])
+
+    def from_app(self, msg: FixMessage, session: Session) -> Any:
+        t = msg.msg_type
+        if t == "D":
+            return self._new_order(msg, session)
+        if t == "F":
+            return self._cancel(msg, session)
+        if t == "G":
+            return self._replace(msg, session)
+        if t == "V":
+            return self._md_request(msg, session)
+        raise UnsupportedMessageType(t)
+
+    def _send(self, session: Session | None, msg: Message) -> None:
+        if session is None:
+            self.counts["dropped"] += 1
+            return
+        try:
+            session.send_nowait(msg)
+        except SessionNotActive:
+            # The client is away: like QuickFIX, the report is not queued; it can ask for order status.
+            self.counts["dropped"] += 1
+            log.warning("fix gateway: %s not logged on, %s dropped", session.session_id, msg.msg_type)
+
+    # --- conversions --------------------------------------------------------------------------------
+    def _instrument(self, symbol: str) -> Instrument:
+        inst = self.instruments.get(symbol)
+        if inst is None:
+            raise OrderProblem(f"unknown symbol {symbol}", REJ_UNKNOWN_SYMBOL, REJ_UNKNOWN_SYMBOL)
+        return inst
+
+    @staticmethod
+    def _decimal(value: bytes, tag: int) -> Decimal:
+        try:
+            d = Decimal(value.decode("latin-1"))
+        except InvalidOperation:
+            raise IncorrectTagValue(tag, f"{tag}={value.decode('latin-1')} is not a number") from None
+        if not d.is_finite():
+            raise IncorrectTagValue(tag, f"{tag}={value.decode('latin-1')} is not a number")
+        return d
+
+    def _lots(self, inst: Instrument, value: bytes) -> int:
+        qty = self._decimal(value, 38)
+        try:
+            lots = inst.to_lots(qty)
+        except OffGridError as exc:
+            raise OrderProblem(str(exc), REJ_QTY) from None
+        if lots <= 0:
+            raise OrderProblem(f"{inst.symbol}: quantity {qty} must be positive", REJ_QTY)
+        return lots
+
+    def _ticks(self, inst: Instrument, value: bytes) -> int:
+        price = self._decimal(value, 44)
+        try:
+            ticks = inst.to_ticks(price)
+        except OffGridError as exc:
+            raise OrderProblem(str(exc), REJ_OTHER) from None
+        if ticks <= 0:
+            raise OrderProblem(f"{inst.symbol}: price {price} must be positive", REJ_OTHER)
+        return ticks
+
+    @staticmethod
+    def _required(msg: FixMessage, tag: int) -> bytes:
+        v = msg.get(tag)
+        if v is None or v == b"":
+            raise FieldNotFound(tag)
+        return v
+
+    # --- orders -------------------------------------------------------------------------------------
+    async def _new_order(self, msg: FixMessage, session: Session) -> None:
+        owner = self.owner_of(session)
+        self.sessions[owner] = session
+        self.counts["orders"] += 1
+        cl = self._required(msg, 11).decode("latin-1")
+        symbol = self._required(msg, 55).decode("latin-1")
+        side = _SIDES.get(self._required(msg, 54))
+        if side is None:
+            raise IncorrectTagValue(54)
+        ord_type_code = self._required(msg, 40)
+        qty_raw = self._required(msg, 38)
+        tif_code = msg.get(59) or b"0"
+        account = (msg.get(1) or b"").decode("latin-1")
+        order = GatewayOrder(
+            owner, cl, symbol, side, OrderType.LIMIT, TimeInForce.GTC, None, 0, account=account
+        )
+        try:
+            inst = self._instrument(symbol)
+            order.qty = self._lots(inst, qty_raw)
+            if ord_type_code == b"2":
+                order.price = self._ticks(inst, self._required(msg, 44))
+            elif ord_type_code == b"1":
+                order.ord_type = OrderType.MARKET
+            else:
+                raise OrderProblem(f"OrdType {ord_type_code.decode()} is not supported", REJ_UNSUPPORTED)
+            tif = _TIF.get(tif_code)
+            if tif is None:
+                raise OrderProblem(f"TimeInForce {tif_code.decode()} is not supported", REJ_UNSUPPORTED)
+            order.tif = (
+                TimeInForce.IOC if order.ord_type is OrderType.MARKET and tif is TimeInForce.GTC else tif
+            )
+            if (owner, cl) in self.orders:
+                raise OrderProblem(f"duplicate ClOrdID {cl}", REJ_DUPLICATE, REJ_DUPLICATE)
+        except OrderProblem as p:
+            self._reject_new(session, order, p)
+            return
+        exec_inst = msg.get(18) or b""
+        req = OrderRequest(
+            symbol=symbol,
+            side=side,
+            qty=order.qty,
+            price=order.price,
+            type=order.ord_type,
+            tif=order.tif,
+            post_only=b"6" in exec_inst.split(b" "),  # ParticipantDontInitiate = post-only
+            client_id=cl,
+            owner=owner,
+            venue=self.venue,
+        )
+        # Registered before submitting: the outcome events arrive during the call.
+        self.orders[(owner, cl)] = order
+        try:
+            await self.router.submit(req)
+        except UnknownVenue as exc:
+            self.orders.pop((owner, cl), None)
+            self._reject_new(session, order, OrderProblem(str(exc), REJ_OTHER))
+
+    def _reject_new(self, session: Session, order: GatewayOrder, p: OrderProblem) -> None:
+        self.counts["rejects"] += 1
+        order.status = OrderStatus.REJECTED
+        v42 = session.session_id.begin_string == FIX42
+        self._send(
+            session, self._exec_report(session, order, "8", text=p.reason, rej=p.code42 if v42 else p.code44)
+        )
+
+    def _lookup(self, owner: str, msg: FixMessage) -> GatewayOrder | None:
+        orig = msg.get(41)
+        order = self.orders.get((owner, orig.decode("latin-1"))) if orig is not None else None
+        if order is None:
+            oid = msg.get(37)
+            if oid is not None and oid.isdigit():
+                o = self.by_id.get(int(oid))
+                if o is not None and o.owner == owner:
+                    order = o
+        return order
+
+    async def _cancel(self, msg: FixMessage, session: Session) -> None:
+        owner = self.owner_of(session)
+        cl = self._required(msg, 11).decode("latin-1")
+        orig = self._required(msg, 41).decode("latin-1")
+        order = self._lookup(owner, msg)
+        if order is None or order.order_id is None:
+            self._cancel_reject(session, cl, orig, None, "1", "1", "unknown order")
+            return
+        if order.pending is not None:
+            self._cancel_reject(session, cl, orig, order, "1", "3", "a cancel or replace is already pending")
+            return
+        self.counts["cancels"] += 1
+        order.pending = ("F", cl, order.qty, order.price)
+        result = await self.router.cancel(self.venue, order.symbol, order.cl_ord_id, owner)
+        if order.pending is not None and order.pending[1] == cl and not result.confirmed:
+            order.pending = None
+            self._cancel_reject(session, cl, orig, order, "1", "0", result.reason or "cancel not confirmed")
+
+    async def _replace(self, msg: FixMessage, session: Session) -> None:
+        owner = self.owner_of(session)
+        cl = self._required(msg, 11).decode("latin-1")
+        orig = self._required(msg, 41).decode("latin-1")
+        order = self._lookup(owner, msg)
+        if order is None or order.order_id is None:
+            self._cancel_reject(session, cl, orig, None, "2", "1", "unknown order")
+            return
+        if order.pending is not None:
+            self._cancel_reject(session, cl, orig, order, "2", "3", "a cancel or replace is already pending")
+            return
+        inst = self.instruments[order.symbol]
+        try:
+            qty = self._lots(inst, self._required(msg, 38))
+            price = order.price
+            if msg.get(44) is not None:
+                price = self._ticks(inst, msg.get(44) or b"")
+            side = _SIDES.get(msg.get(54) or b"")
+            if side is not None and side is not order.side:
+                raise OrderProblem("the side of an order cannot be changed", REJ_OTHER)
+            if qty <= order.cum:
+                raise OrderProblem(
+                    f"new quantity {inst.fmt_qty(qty)} is not above the filled {inst.fmt_qty(order.cum)}",
+                    REJ_QTY,
+                )
+            if (owner, cl) in self.orders:
+                raise OrderProblem(f"duplicate ClOrdID {cl}", REJ_DUPLICATE)
+            # The new quantity passes the same pre-trade gate as a new order (without a second rejection
+            # event: a refused replace is answered with OrderCancelReject, the order itself stays).
+            check = OrderRequest(
+                symbol=order.symbol, side=order.side, qty=qty - order.cum, price=price, type=order.ord_type,
+                tif=order.tif, client_id=cl, owner=owner, venue=self.venue,
+            )  # fmt: skip
+            refused = self.router.gate.check(check)
+            if refused is not None:
+                raise OrderProblem(refused, REJ_EXCEEDS_LIMIT)
+        except OrderProblem as p:
+            self._cancel_reject(session, cl, orig, order, "2", "2", p.reason)
+            return
+        self.counts["replaces"] += 1
+        order.pending = ("G", cl, qty, price)
+        venue = self.router.venue(self.venue)
+        await venue.replace(order.symbol, order.cl_ord_id, owner, cl, price, qty - order.cum)
+        if order.pending is not None and order.pending[1] == cl:
+            order.pending = None
+            self._cancel_reject(session, cl, orig, order, "2", "0", "replace not confirmed by the venue")
+
+    def _cancel_reject(
+        self,
+        session: Session,
+        cl: str,
+        orig: str,
+        order: GatewayOrder | None,
+        response_to: str,
+        reason: str,
+        text: str,
+    ) -> None:
+        v42 = session.session_id.begin_string == FIX42
+        if v42 and reason not in ("0", "1", "2", "3"):
+            reason = "2"
+        status = _STATUS_CODE[order.status] if order is not None else "8"
+        oid = str(order.order_id) if order is not None and order.order_id is not None else "NONE"
+        m = Message("9", [(37, oid), (11, cl), (41, orig), (39, status)])
+        if order is not None and order.account:
+            m.append(1, order.account)
+        m.append(60, utc_timestamp(self.clock.time_ns()))
+        m.append(434, response_to)
+        m.append(102, reason)
+        m.append(58, text)
+        self._send(session, m)
+
+    # --- execution reports --------------------------------------------------------------------------
+    def _exec_report(
+        self,
+        session: Session,
+        order: GatewayOrder,
+        exec_type: str,
+        *,
+        cl: str | None = None,
+        orig: str = "",
+        last: tuple[int, int] | None = None,
+        text: str = "",
+        rej: str = "",
+        liquidity: Liquidity | None = None,
+        fee: float | None = None,
+    ) -> Message:
+        inst = self.instruments.get(order.symbol)
+        v42 = session.session_id.begin_string == FIX42
+        self._exec_seq += 1
+        fp = inst.fmt_price if inst is not None else str
+        fq = inst.fmt_qty if inst is not None else str
+        m = Message("8")
+        f = m.fields
+        f.append((37, b"NONE" if order.order_id is None else b"%d" % order.order_id))
+        f.append((11, (cl if cl is not None else order.cl_ord_id).encode("latin-1")))
+        if orig:
+            f.append((41, orig.encode("latin-1")))
+        f.append((17, b"%s%d" % (self._exec_prefix.encode(), self._exec_seq)))
+        if v42:
+            f.append((20, b"0"))
+        f.append((150, exec_type.encode()))
+        f.append((39, _STATUS_CODE[order.status].encode()))
+        if rej:
+            f.append((103, rej.encode()))
+        if order.account:
+            f.append((1, order.account.encode("latin-1")))
+        f.append((55, order.symbol.encode("latin-1")))
+        f.append((54, _SIDE_CODE[order.side].encode()))
+        f.append((38, fq(order.qty).encode()))
+        f.append((40, b"1" if order.ord_type is OrderType.MARKET else b"2"))
+        if order.price is not None:
+            f.append((44, fp(order.price).encode()))
+        f.append((59, _TIF_CODE[order.tif].encode()))
+        if last is not None:
+            f.append((32, fq(last[1]).encode()))
+            f.append((31, fp(last[0]).encode()))
+        f.append((151, fq(order.leaves).encode()))
+        f.append((14, fq(order.cum).encode()))
+        f.append((6, self._avg_px(order, inst).encode()))
+        f.append((60, utc_timestamp(self.clock.time_ns())))
+        if fee is not None:
+            f.append((12, _amount(fee)))
+            f.append((13, b"3"))
+        if liquidity is not None and not v42:
+            f.append((851, b"1" if liquidity is Liquidity.MAKER else b"2"))
+        if text:
+            f.append((58, text.encode("latin-1", "replace")))
+        return m
+
+    @staticmethod
+    def _avg_px(order: GatewayOrder, inst: Instrument | None) -> str:
+        if order.cum == 0 or inst is None:
+            return "0"
+        avg = (Decimal(order.notional) * inst.tick_size / order.cum).quantize(_AVG_PLACES)
+        return f"{avg.normalize():f}"
+
+    def _mine(self, owner: str, client_id: str, order_id: int | None) -> GatewayOrder | None:
+        if not owner.startswith("fix:"):
+            return None
+        order = self.orders.get((owner, client_id))
+        if order is None and order_id is not None:
+            order = self.by_id.get(order_id)
+        return order
+
+    def _done(self, order: GatewayOrder) -> None:
+        self.orders.pop((order.owner, order.cl_ord_id), None)
+        if order.order_id is not None:
+            self.by_id.pop(order.order_id, None)
+
+    def _on_accepted(self, ev: OrderAccepted) -> None:
+        order = self._mine(ev.owner, ev.client_id, None)
+        if order is None:
+            return
+        order.order_id = ev.order_id
+        order.status = OrderStatus.NEW
+        self.by_id[ev.order_id] = order
+        session = self.sessions.get(order.owner)
+        if session is not None:
+            self._send(session, self._exec_report(session, order, "0"))
+
+    def _on_rejected(self, ev: OrderRejected) -> None:
+        order = self._mine(ev.owner, ev.client_id, None)
+        if order is None or order.status is not OrderStatus.PENDING_NEW:
+            return
+        self._done(order)
+        session = self.sessions.get(order.owner)
+        if session is None:
+            return
+        if ev.source == "risk":
+            p = OrderProblem(f"risk: {ev.reason}", REJ_EXCEEDS_LIMIT, REJ_EXCEEDS_LIMIT)
+        else:
+            p = OrderProblem(ev.reason, REJ_OTHER)
+        self._reject_new(session, order, p)
+
+    def _on_fill(self, ev: Fill) -> None:
+        order = self._mine(ev.owner, ev.client_id, ev.order_id)
+        if order is None:
+            return
+        self.counts["fills"] += 1
+        if order.order_id is None:
+            order.order_id = ev.order_id
+            self.by_id[ev.order_id] = order
+        order.cum += ev.qty
+        order.notional += ev.price * ev.qty
+        # The venue's leaves are the truth (a replace may have changed the total).
+        order.qty = order.cum + ev.leaves_qty
+        order.status = OrderStatus.FILLED if ev.leaves_qty == 0 else OrderStatus.PARTIALLY_FILLED
+        if ev.leaves_qty == 0:
+            self._done(order)
+        session = self.sessions.get(order.owner)
+        if session is None:
+            return
+        # 4.2 reports executions as ExecType 1/2 (partial fill / fill), 4.4 as F (trade).
+        exec_type = "F"
+        if session.session_id.begin_string == FIX42:
+            exec_type = "2" if ev.leaves_qty == 0 else "1"
+        self._send(
+            session,
+            self._exec_report(
+                session, order, exec_type, last=(ev.price, ev.qty), liquidity=ev.liquidity, fee=ev.fee
+            ),
+        )
+
+    def _on_canceled(self, ev: OrderCanceled) -> None:
+        order = self._mine(ev.owner, ev.client_id, ev.order_id)
+        if order is None:
+            return
+        self._done(order)
+        expired = ev.status is OrderStatus.EXPIRED
+        order.status = OrderStatus.EXPIRED if expired else OrderStatus.CANCELED
+        cl, orig = None, ""
+        if order.pending is not None and order.pending[0] == "F":
+            cl, orig = order.pending[1], order.cl_ord_id
+        order.pending = None
+        session = self.sessions.get(order.owner)
+        if session is not None:
+            exec_type = "C" if expired else "4"
+            self._send(
+                session, self._exec_report(session, order, exec_type, cl=cl, orig=orig, text=ev.reason)
+            )
+
+    def _on_replaced(self, ev: OrderReplaced) -> None:
+        order = self._mine(ev.owner, ev.orig_client_id, ev.order_id)
+        if order is None:
+            return
+        order.pending = None
+        self.orders.pop((order.owner, order.cl_ord_id), None)
+        order.orig_cl_ord_id = order.cl_ord_id
+        order.cl_ord_id = ev.client_id
+        order.price = ev.price
+        order.qty = order.cum + ev.qty
+        if ev.order_id != order.order_id:
+            if order.order_id is not None:
+                self.by_id.pop(order.order_id, None)
+            order.order_id = ev.order_id
+        self.by_id[ev.order_id] = order
+        self.orders[(order.owner, order.cl_ord_id)] = order
+        session = self.sessions.get(order.owner)
+        if session is not None:
+            self._send(session, self._exec_report(session, order, "5", orig=order.orig_cl_ord_id))
+
+    def _on_cancel_rejected(self, ev: CancelRejected) -> None:
+        order = self._mine(ev.owner, ev.client_id, ev.order_id)
+        if order is None or order.pending is None:
+            return
+        kind, cl, _, _ = order.pending
+        order.pending = None
+        session = self.sessions.get(order.owner)
+        if session is not None:
+            reason = "1" if "unknown" in ev.reason else "0"
+            self._cancel_reject(
+                session, cl, order.cl_ord_id, order, "1" if kind == "F" else "2", reason, ev.reason
+            )
+
+    # --- market data --------------------------------------------------------------------------------
+    def _md_request(self, msg: FixMessage, session: Session) -> None:
+        owner = self.owner_of(session)
+        req_id = self._required(msg, 262).decode("latin-1")
+        sub_type = self._required(msg, 263)
+        if sub_type == b"2":
+            sub = self.md_subs.get((owner, req_id))
+            if sub is None:
+                self._md_reject(session, req_id, "0", f"no subscription {req_id}")
+            else:
+                self._drop_md(sub)
+            return
+        if sub_type not in (b"0", b"1"):
+            self._md_reject(
+                session, req_id, "4", f"SubscriptionRequestType {sub_type.decode()} is not supported"
+            )
+            return
+        depth_raw = self._required(msg, 264)
+        if not depth_raw.isdigit():
+            raise IncorrectTagValue(264)
+        depth = int(depth_raw)
+        pairs = msg.pairs()
+        entry_types = frozenset(v.decode() for t, v in pairs if t == 269)
+        symbols = tuple(v.decode("latin-1") for t, v in pairs if t == 55)
+        if not entry_types:
+            raise FieldNotFound(269)
+        if not symbols:
+            raise FieldNotFound(55)
+        bad = entry_types - {"0", "1", "2"}
+        if bad:
+            self._md_reject(session, req_id, "8", f"MDEntryType {','.join(sorted(bad))} is not supported")
+            return
+        for sym in symbols:
+            if sym not in self.instruments or (self.matching is not None and not self._has_symbol(sym)):
+                self._md_reject(session, req_id, "0", f"unknown symbol {sym}")
+                return
+        if sub_type == b"1" and (owner, req_id) in self.md_subs:
+            self._md_reject(session, req_id, "1", f"duplicate MDReqID {req_id}")
+            return
+        incremental = (msg.get(265) or b"1") == b"1"
+        sub = MDSubscription(req_id, session, symbols, depth, entry_types, incremental)
+        for sym in symbols:
+            bids, asks = self._book(sym, depth)
+            sub.sent[sym] = (dict(bids), dict(asks))
+            self._send(session, self._snapshot(sub, sym, bids, asks))
+        if sub_type == b"1":
+            self.md_subs[(owner, req_id)] = sub
+            for sym in symbols:
+                self._md_by_symbol.setdefault(sym, []).append(sub)
+
+    def _has_symbol(self, symbol: str) -> bool:
+        symbols = getattr(self.matching, "symbols", None)
+        if symbols is None:
+            return True
+        return symbol in (symbols() if callable(symbols) else symbols)
+
+    def _drop_md(self, sub: MDSubscription) -> None:
+        self.md_subs.pop((self.owner_of(sub.session), sub.req_id), None)
+        for sym in sub.symbols:
+            subs = self._md_by_symbol.get(sym)
+            if subs and sub in subs:
+                subs.remove(sub)
+
+    def _md_reject(self, session: Session, req_id: str, reason: str, text: str) -> None:
+        self._send(session, Message("Y", [(262, req_id), (281, reason), (58, text)]))
+
+    def _book(self, symbol: str, depth: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        levels = depth or self.depth_levels
+        last = self._md_last.get(symbol)
+        if self.matching is not None:
+            bids, asks = self.matching.depth(symbol, levels)
+        elif last is not None:
+            bids, asks = last.bids, last.asks
+        else:
+            bids, asks = (), ()
+        return list(bids[:levels]), list(asks[:levels])
+
+    def _snapshot(
+        self, sub: MDSubscription, symbol: str, bids: list[tuple[int, int]], asks: list[tuple[int, int]]
+    ) -> Message:
+        inst = self.instruments[symbol]
+        entries: list[tuple[int, Any]] = []
+        n = 0
+        for etype, levels in (("0", bids), ("1", asks)):
+            if etype not in sub.entry_types:
+                continue
+            for pos, (px, qty) in enumerate(levels, 1):
+                entries += [(269, etype), (270, inst.fmt_price(px)), (271, inst.fmt_qty(qty)), (290, pos)]
+                n += 1
+        if "2" in sub.entry_types and self.matching is not None:
+            for tr in self.matching.recent_trades(symbol, 1):
+                entries += [(269, "2"), (270, inst.fmt_price(tr.price)), (271, inst.fmt_qty(tr.qty))]
+                n += 1
+        return Message("W", [(262, sub.req_id), (55, symbol), (268, n), *entries])
+
+    def _on_depth(self, ev: Depth) -> None:
+        self._md_last[ev.symbol] = ev
+        if self._md_by_symbol.get(ev.symbol):
+            self._md_dirty.add(ev.symbol)
+            self._schedule_md()
+
+    def _on_trade(self, ev: Trade) -> None:
+        if self._md_by_symbol.get(ev.symbol):
+            self._md_trades.setdefault(ev.symbol, []).append(ev)
+            self._schedule_md()
+
+    def _schedule_md(self) -> None:
+        if self._md_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush_market_data()
+            return
+        self._md_scheduled = True
+        loop.call_soon(self.flush_market_data)
+
+    def flush_market_data(self) -> None:
+        """Send the refreshes for everything that changed since the last flush (one X per subscription)."""
+        self._md_scheduled = False
+        dirty, self._md_dirty = self._md_dirty, set()
+        trades, self._md_trades = self._md_trades, {}
+        for sym in dirty | set(trades):
+            inst = self.instruments.get(sym)
+            if inst is None:
+                continue
+            for sub in list(self._md_by_symbol.get(sym, ())):
+                if sub.session.state != "ACTIVE":
+                    continue
+                if sub.incremental:
+                    msg = self._incremental(sub, sym, inst, trades.get(sym, ()), sym in dirty)
+                    if msg is not None:
+                        self._send(sub.session, msg)
+                elif sym in dirty or "2" in sub.entry_types:
+                    bids, asks = self._book(sym, sub.depth)
+                    sub.sent[sym] = (dict(bids), dict(asks))
+                    self._send(sub.session, self._snapshot(sub, sym, bids, asks))
+
+    def _incremental(
+        self, sub: MDSubscription, sym: str, inst: Instrument, trades: Any, book_changed: bool
+    ) -> Message | None:
+        entries: list[tuple[int, Any]] = []
+        n = 0
+        if "2" in sub.entry_types:
+            for tr in trades:
+                entries += [
+                    (279, "0"),
+                    (269, "2"),
+                    (55, sym),
+                    (270, inst.fmt_price(tr.price)),
+                    (271, inst.fmt_qty(tr.qty)),
+                ]
+                n += 1
+        if book_changed:
+            bids, asks = self._book(sym, sub.depth)
+            old_bids, old_asks = sub.sent.get(sym, ({}, {}))
+            new_bids, new_asks = dict(bids), dict(asks)
+            for etype, old, new in (("0", old_bids, new_bids), ("1", old_asks, new_asks)):
+                if etype not in sub.entry_types:
+                    continue
+                for px in old:
+                    if px not in new:
+                        entries += [(279, "2"), (269, etype), (55, sym), (270, inst.fmt_price(px))]
+                        n += 1
+                for px, qty in new.items():
+                    was = old.get(px)
+                    if was == qty:
+                        continue
+                    action = "0" if was is None else "1"
+                    entries += [
+                        (279, action),
+                        (269, etype),
+                        (55, sym),
+                        (270, inst.fmt_price(px)),
+                        (271, inst.fmt_qty(qty)),
+                    ]
+                    n += 1
+            sub.sent[sym] = (new_bids, new_asks)
+        if n == 0:
+            return None
+        return Message("X", [(262, sub.req_id), (268, n), *entries])
+
+    # --- status -------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return {
+            **self.counts,
+            "open_orders": len(self.orders),
+            "clients": sorted(self.sessions),
+            "md_subscriptions": len(self.md_subs),
+        }

@@ -277,17 +277,15 @@ class FixFramer:
             body = e2 + 1
             end = body + int(length)  # index of "10="
             if n < end + 7:
-                # Incomplete, unless a trailer followed by a new message shows the length is too long.
+                # Incomplete, unless a complete trailer followed by a new message start shows that
+                # the declared length runs past the real end (bad BodyLength).
                 k = find(b"\x0110=", body)
-                if 0 <= k < end - 1 and k + 8 <= n and buf[k + 7 : k + 8] == SOH and (
-                    k + 8 == n or buf[k + 8 : k + 13] == b"8=FIX"
-                ):
-                    if k + 8 == n and n - start < 4096:
-                        pos = start  # could still be a data field; wait for more
-                        break
-                    self._bad(buf[start : k + 8], "bad BodyLength")
-                    pos = k + 8
-                    continue
+                if 0 <= k < end - 1 and buf[k + 7 : k + 8] == SOH:
+                    nxt = find(b"8=FIX", k + 8)
+                    if nxt >= 0:
+                        self._bad(buf[start : k + 8], "bad BodyLength")
+                        pos = nxt
+                        continue
                 if n - body > self.max_body:
                     self._bad(buf[start:n], "bad BodyLength")
                     pos = n

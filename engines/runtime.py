@@ -41,6 +41,7 @@ Builder = Callable[["Desk"], list[Engine]]
 #: "module:function" builders in dependency order (a builder may rely on the ones before it).
 BUILDERS: list[str] = [
     "engines.sim.prices:build",
+    "engines.matching.api:build",  # REST + WS of the matching engine: keep right after matching's service
     "engines.fix.service:build",  # after matching and risk (the gateway routes through them)
     "engines.remote.service:build",  # keep last: serves the state of everything built before it
 ]

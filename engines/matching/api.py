@@ -24,7 +24,10 @@ def build(desk: Desk) -> list[Engine]:
         return []
     engine = desk.services.get("matching")
     if engine is None:
-        log.warning("matching APIs not started: no matching engine in desk.services")
+        log.warning(
+            "matching APIs not started: no desk.services['matching'] (engines.matching.api:build must come "
+            "after engines.matching.service:build in BUILDERS)"
+        )
         return []
     instruments = {s: i for s, i in desk.instruments.items() if s in set(engine.symbols)}
     engines: list[Engine] = []

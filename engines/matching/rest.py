@@ -736,6 +736,7 @@ class RestServer:
             ws="none",
             lifespan="off",
             log_config=None,  # the desk configures logging; uvicorn must not dictConfig over it
+            log_level="warning",  # uvicorn's INFO lines ("Started server process") mislead in-process
             access_log=False,
             proxy_headers=False,
             server_header=False,

@@ -1,28 +1,21 @@
 """The console's one door to the desk's engines: every operator action goes through :class:`DeskActions`.
 
-The in-process implementation calls engine services directly (``desk.services``, ``desk.router``);
-the remote console substitutes an implementation with the same async methods that sends the actions
-over its channel. Panels never call engines themselves. Each method raises :class:`ActionUnavailable`
-with an operator-readable reason when the desk cannot do it (engine not running, unknown name).
+The in-process implementation sends each action to the desk's shared operator dispatcher
+(:func:`engines.commands.execute`), the same one the remote channel and the control API use, so a kill
+means the same thing wherever it comes from. The remote console substitutes an implementation with
+the same async methods that sends the actions over its channel. Panels never call engines themselves.
+Each method raises :class:`ActionUnavailable` with an operator-readable reason when the desk refuses.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
 from typing import Any
 
-log = logging.getLogger("console.actions")
+from engines.commands import CommandError, execute
 
 
 class ActionUnavailable(RuntimeError):
     """The action cannot be carried out; the message says why, for the operator."""
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
 
 
 class DeskActions:
@@ -34,76 +27,31 @@ class DeskActions:
         self.desk = desk
         self.actor = actor
 
-    def _service(self, name: str, what: str) -> Any:
-        svc = self.desk.services.get(name)
-        if svc is None:
-            raise ActionUnavailable(f"{what}: the {name} engine is not running on this desk")
-        return svc
+    async def _do(self, action: str, **params: Any) -> Any:
+        try:
+            return await execute(self.desk, action, params, source=self.source, actor=self.actor)
+        except CommandError as exc:
+            raise ActionUnavailable(str(exc)) from None
 
-    # --- kill switch ---------------------------------------------------------------------------------
-    async def kill(self, scope: str = "desk", *, reason: str = "operator kill from console") -> Any:
-        ks = self._service("killswitch", "kill")
-        log.warning("operator kill %s: %s", scope, reason)
-        return await ks.kill(scope, reason=reason, source=self.source)
+    async def kill(self, scope: str = "desk", *, reason: str = "operator kill from the console") -> Any:
+        return await self._do("kill", scope=scope, reason=reason)
 
-    async def rearm(self, scope: str = "desk", *, reason: str = "operator re-arm from console") -> Any:
-        ks = self._service("killswitch", "re-arm")
-        log.warning("operator re-arm %s: %s", scope, reason)
-        return await ks.rearm(scope, reason=reason, source=self.source)
+    async def rearm(self, scope: str = "desk", *, reason: str = "operator re-arm from the console") -> Any:
+        return await self._do("rearm", scope=scope, reason=reason)
 
-    # --- bots ----------------------------------------------------------------------------------------
-    def _bot(self, name: str) -> Any:
-        bots = self.desk.services.get("bots") or {}
-        bot = bots.get(name)
-        if bot is None:
-            raise ActionUnavailable(f"no bot named {name!r} (running: {', '.join(bots) or 'none'})")
-        return bot
+    async def pause(self, bot: str) -> Any:
+        return await self._do("pause", bot=bot)
 
-    async def pause(self, bot: str) -> None:
-        log.info("operator pause %s", bot)
-        await _maybe_await(self._bot(bot).pause())
+    async def resume(self, bot: str) -> Any:
+        return await self._do("resume", bot=bot)
 
-    async def resume(self, bot: str) -> None:
-        log.info("operator resume %s", bot)
-        await _maybe_await(self._bot(bot).resume())
-
-    # --- orders --------------------------------------------------------------------------------------
     async def cancel_all(self, symbol: str | None = None, *, owner: str | None = None) -> int:
         """Cancel every open order (of ``owner``) on ``symbol`` at every venue; returns how many."""
-        venues = getattr(self.desk.router, "venues", {})
-        if not venues:
-            raise ActionUnavailable("cancel all: no venue is connected to this desk")
-        log.warning("operator cancel-all symbol=%s owner=%s", symbol or "*", owner or "*")
-        n = 0
-        for venue in list(venues.values()):
-            results = await venue.cancel_all(owner=owner, symbol=symbol)
-            n += sum(1 for r in results if getattr(r, "confirmed", True))
-        return n
+        result = await self._do("cancel_all", symbol=symbol, owner=owner)
+        return int(result.get("canceled", 0)) if isinstance(result, dict) else 0
 
-    # --- FIX -----------------------------------------------------------------------------------------
-    def _fix_session(self, session: str) -> Any:
-        fix = self._service("fix", "FIX")
-        finder = getattr(fix, "session", None)
-        sess = finder(session) if callable(finder) else None
-        if sess is None:
-            sessions = getattr(fix, "sessions", {})
-            sess = sessions.get(session) if isinstance(sessions, dict) else None
-        if sess is None:
-            raise ActionUnavailable(f"no FIX session {session!r}")
-        return sess
+    async def fix_logout(self, session: str) -> Any:
+        return await self._do("fix_logout", session=session)
 
-    async def fix_logout(self, session: str) -> None:
-        log.warning("operator FIX logout %s", session)
-        fix = self._service("fix", "FIX logout")
-        if hasattr(fix, "logout"):
-            await _maybe_await(fix.logout(session))
-            return
-        await _maybe_await(self._fix_session(session).logout("operator logout"))
-
-    async def fix_reconnect(self, session: str) -> None:
-        log.warning("operator FIX reconnect %s", session)
-        fix = self._service("fix", "FIX reconnect")
-        if hasattr(fix, "reconnect"):
-            await _maybe_await(fix.reconnect(session))
-            return
-        await _maybe_await(self._fix_session(session).reconnect())
+    async def fix_reconnect(self, session: str) -> Any:
+        return await self._do("fix_reconnect", session=session)

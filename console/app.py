@@ -43,6 +43,7 @@ from engines.config import DeskConfig
 
 log = logging.getLogger("console.app")
 
+ZOOM_HINT = "1 book 2 bots 3 grid 4 fix 5 log · 0 all"
 _FAILED = object()  # an action that raised (already reported to the operator)
 
 PANEL_NAMES = {"book": "Order book", "bots": "Bots", "grid": "Grid", "fix": "FIX sessions", "log": "Event log"}
@@ -218,6 +219,12 @@ class OpdeskApp(App[int]):
         main.set_class(bool(zoom), "-zoom")
         for panel in self.panels:
             panel.display = not zoom or panel.id == zoom
+            if panel.id != "book":
+                panel.border_subtitle = ZOOM_HINT if zoom else ""
+        if zoom == "book":
+            main.query_one(OrderBookPanel).border_subtitle = "[ ] instrument · " + ZOOM_HINT
+        else:
+            main.query_one(OrderBookPanel).border_subtitle = "[ ] instrument"
         left = main.query_one("#left")
         right = main.query_one("#right")
         left.display = not zoom or zoom in ("book", "grid")

@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Label, Sparkline
 
-from console.format import grouped, money, pct, signed
+from console.format import money, pct, signed
 from console.panels.base import Panel
 from console.panels.table import DiffTable
 
@@ -20,14 +20,13 @@ if TYPE_CHECKING:
 COLUMNS = [
     ("bot", "bot"),
     ("state", "state"),
-    ("quoting", "quoting"),
     ("position", "position"),
     ("realised", "realised"),
     ("unrealised", "unrealised"),
     ("fees", "fees"),
     ("ret", "return"),
-    ("limits", "limits used"),
-    ("orders", "orders"),
+    ("limits", "top limit"),
+    ("orders", "ord"),
 ]
 
 
@@ -90,22 +89,18 @@ class BotsPanel(Panel):
             state = str(getattr(ev, "state", "?"))
             scope_state = model.states.get(f"bot:{name}", "active")
             if scope_state != "active" or model.desk_state() != "active":
-                state = f"■ {state}"
+                state = f"{state} ■"
             quoting = bool(getattr(ev, "quoting", False))
-            reason = getattr(ev, "reason", "")
-            quote_text = "● quoting" if quoting else f"○ {reason or 'not quoting'}"
+            state = f"{'●' if quoting else '○'} {state}"
             realised = float(getattr(ev, "realised", 0.0))
             unrealised = float(getattr(ev, "unrealised", 0.0))
             fees = float(getattr(ev, "fees", 0.0))
             ret = float(getattr(ev, "return_pct", 0.0))
             position = float(getattr(ev, "position", 0.0))
-            avg = getattr(ev, "avg_price", None)
-            at = f" @ {grouped(float(avg))}" if avg and position else ""
             rows[name] = (
                 f"{name} {getattr(ev, 'symbol', '')}",
                 state,
-                quote_text,
-                Text(f"{signed(position, 4)}{at}", justify="right"),
+                Text(signed(position, 4), justify="right"),
                 pnl_cell(app, realised, money(realised)),
                 pnl_cell(app, unrealised, money(unrealised)),
                 Text(f"{fees:,.2f}", justify="right"),

@@ -22,7 +22,7 @@ COLUMNS = [
     ("target", "target"),
     ("seq_out", "seq out"),
     ("seq_in", "seq in"),
-    ("hb", "heartbeat"),
+    ("hb", "last hb"),
     ("rate", "msg/s in/out"),
     ("msgs", "msgs in/out"),
     ("errors", "errors"),

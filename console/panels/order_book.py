@@ -117,7 +117,7 @@ class Ladder(Widget, can_focus=True):
             return grouped(inst.price(ticks)) if inst else str(ticks)
 
         def qty(lots: int) -> str:
-            return grouped(inst.qty(lots).normalize()) if inst else str(lots)
+            return grouped(inst.qty(lots)) if inst else str(lots)
 
         n = len(model.symbols)
         idx = model.symbols.index(sym) + 1 if sym in model.symbols else 0
@@ -142,7 +142,7 @@ class Ladder(Widget, can_focus=True):
         bids, asks = bids[:k], asks[:k]
 
         own = model.own_levels(sym)
-        w_side, w_own, w_px, w_qty, w_cum = 4, 7, 12, 9, 9
+        w_side, w_own, w_px, w_qty, w_cum = 4, 10, 12, 9, 9
         bar_w = max(0, width - (w_side + w_own + w_px + w_qty + w_cum + 2))
         line(
             (_cut(" ", w_side), S("header")),
@@ -167,7 +167,7 @@ class Ladder(Widget, can_focus=True):
 
         def level(side: str, price: int, size: int, cum: int) -> None:
             owners = own.get((side, price))
-            mark = ("◆" + owners[0])[:w_own - 1] if owners else ""
+            mark = ("◆" + owners[0] + ("+" if len(owners) > 1 else ""))[: w_own - 1] if owners else ""
             tag = "ask" if side == "sell" else "bid"
             colour = S("ask") if side == "sell" else S("bid")
             bar_style = S("ask-bar") if side == "sell" else S("bid-bar")
@@ -251,9 +251,9 @@ class OrderBookPanel(Panel):
     title = "Order book"
 
     BINDINGS = [
-        Binding("left_square_bracket", "app.instrument(-1)", "Prev instr", id="book.prev",
+        Binding("left_square_bracket", "app.instrument(-1)", "Prev instr", id="book.prev", show=False,
                 tooltip="Show the previous instrument's book"),
-        Binding("right_square_bracket", "app.instrument(1)", "Next instr", id="book.next",
+        Binding("right_square_bracket", "app.instrument(1)", "Next instr", id="book.next", show=False,
                 tooltip="Show the next instrument's book"),
     ]
 
@@ -267,6 +267,7 @@ class OrderBookPanel(Panel):
     def select(self, symbol: str) -> None:
         self.ladder.symbol = symbol
         self.border_title = f"Order book · {symbol}"
+        self.border_subtitle = "[ ] instrument"
 
     def refresh_from(self, model: DeskModel) -> None:
         ladder = self.ladder

@@ -78,13 +78,18 @@ class StatusBar(Widget):
             if others:
                 text.append(f"  ■ {', '.join(others)} halted", style="bold")
             running = sum(1 for s in model.engines.values() if s == "running")
-            text.append(f"   engines {running}/{len(model.engines)}")
+            text.append(f"  engines {running}/{len(model.engines)}")
+            text.append(f"  {clock(model.last_ts)} UTC")
+            # Optional figures, as many as fit the width.
+            room = max(0, self.size.width - 2) or 200
             for sym in model.symbols:
                 price = model.prices.get(sym)
-                if price is not None:
-                    text.append(f"   {sym} {grouped(price)}")
-            text.append(f"   {self._rate:,.0f} ev/s")
-            text.append(f"   {clock(model.last_ts)} UTC")
+                part = f"  {sym} {grouped(price)}" if price is not None else ""
+                if part and text.cell_len + len(part) <= room:
+                    text.append(part)
+            part = f"  {self._rate:,.0f} ev/s"
+            if text.cell_len + len(part) <= room:
+                text.append(part)
         if text != self._text:
             self._text = text
             self.refresh()

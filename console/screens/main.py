@@ -33,7 +33,7 @@ class MainScreen(Screen[None]):
                 yield FixSessionsPanel(id="fix")
                 yield BotsPanel(id="bots")
                 yield EventLogPanel(id="log")
-        yield Footer(id="footer")
+        yield Footer(id="footer", compact=True)
 
     def on_mount(self) -> None:
         self.app.main_ready()  # type: ignore[attr-defined]

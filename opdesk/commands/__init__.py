@@ -8,4 +8,8 @@ what the headless desk needs (never textual or rich).
 COMMANDS = [
     "opdesk.commands.check_config",
     "opdesk.commands.remote",
+    "opdesk.commands.kill",
+    "opdesk.commands.rearm",
+    "opdesk.commands.status",
+    "opdesk.commands.grid",
 ]

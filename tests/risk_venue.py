@@ -57,8 +57,16 @@ class ToyVenue:
         self.orders[(order.owner, order.client_id)] = _Resting(oid, order, order.qty)
         self.bus.publish(
             OrderAccepted(
-                symbol=order.symbol, order_id=oid, client_id=order.client_id, owner=order.owner,
-                side=order.side, type=order.type, tif=order.tif, price=order.price, qty=order.qty, venue=self.name,
+                symbol=order.symbol,
+                order_id=oid,
+                client_id=order.client_id,
+                owner=order.owner,
+                side=order.side,
+                type=order.type,
+                tif=order.tif,
+                price=order.price,
+                qty=order.qty,
+                venue=self.name,
             )
         )
 
@@ -71,18 +79,34 @@ class ToyVenue:
             del self.orders[(owner, client_id)]
         self.bus.publish(
             Fill(
-                symbol=r.req.symbol, order_id=r.order_id, client_id=client_id, owner=owner, side=r.req.side,
-                price=price if price is not None else (r.req.price or 0), qty=qty, leaves_qty=r.leaves,
-                liquidity=Liquidity.MAKER, fee=fee, trade_id=self.trade_id, venue=self.name,
+                symbol=r.req.symbol,
+                order_id=r.order_id,
+                client_id=client_id,
+                owner=owner,
+                side=r.req.side,
+                price=price if price is not None else (r.req.price or 0),
+                qty=qty,
+                leaves_qty=r.leaves,
+                liquidity=Liquidity.MAKER,
+                fee=fee,
+                trade_id=self.trade_id,
+                venue=self.name,
             )
         )
 
     def _canceled(self, r: _Resting) -> None:
         self.bus.publish(
             OrderCanceled(
-                symbol=r.req.symbol, order_id=r.order_id, client_id=r.req.client_id, owner=r.req.owner,
-                side=r.req.side, price=r.req.price, canceled_qty=r.leaves, filled_qty=r.filled,
-                reason="canceled", venue=self.name,
+                symbol=r.req.symbol,
+                order_id=r.order_id,
+                client_id=r.req.client_id,
+                owner=r.req.owner,
+                side=r.req.side,
+                price=r.req.price,
+                canceled_qty=r.leaves,
+                filled_qty=r.filled,
+                reason="canceled",
+                venue=self.name,
             )
         )
 
@@ -91,7 +115,9 @@ class ToyVenue:
         self.cancel_calls += 1
         if self.async_acks:
             asyncio.get_running_loop().call_soon(self._canceled, r)
-            return CancelResult(self.name, r.req.symbol, r.order_id, r.req.client_id, r.req.owner, False, "sent")
+            return CancelResult(
+                self.name, r.req.symbol, r.order_id, r.req.client_id, r.req.owner, False, "sent"
+            )
         self._canceled(r)
         return CancelResult(self.name, r.req.symbol, r.order_id, r.req.client_id, r.req.owner, True)
 
@@ -108,8 +134,17 @@ class ToyVenue:
 
     async def open_orders(self, owner: str | None = None, symbol: str | None = None) -> list[OpenOrder]:
         return [
-            OpenOrder(self.name, r.req.symbol, r.order_id, r.req.client_id, r.req.owner, r.req.side,
-                      r.req.price, r.leaves, r.filled)
+            OpenOrder(
+                self.name,
+                r.req.symbol,
+                r.order_id,
+                r.req.client_id,
+                r.req.owner,
+                r.req.side,
+                r.req.price,
+                r.leaves,
+                r.filled,
+            )
             for r in self.orders.values()
             if (owner is None or r.req.owner == owner) and (symbol is None or r.req.symbol == symbol)
         ]
@@ -124,14 +159,29 @@ class ToyVenue:
         ]
 
 
-def order(symbol: str = "BTC-USD", side: Side = Side.BUY, qty: int = 10, price: int | None = 130_000,
-          owner: str = "mm-btc", client_id: str = "c1", venue: str = "toy", **kw) -> OrderRequest:
-    return OrderRequest(symbol=symbol, side=side, qty=qty, price=price, owner=owner, client_id=client_id,
-                        venue=venue, **kw)
+def order(
+    symbol: str = "BTC-USD",
+    side: Side = Side.BUY,
+    qty: int = 10,
+    price: int | None = 130_000,
+    owner: str = "mm-btc",
+    client_id: str = "c1",
+    venue: str = "toy",
+    **kw,
+) -> OrderRequest:
+    return OrderRequest(
+        symbol=symbol, side=side, qty=qty, price=price, owner=owner, client_id=client_id, venue=venue, **kw
+    )
 
 
-def make_desk(tmp_path, *, risk: dict | None = None, clock=None, builders=("engines.risk.service:build",),
-              venue_kw: dict | None = None):
+def make_desk(
+    tmp_path,
+    *,
+    risk: dict | None = None,
+    clock=None,
+    builders=("engines.risk.service:build",),
+    venue_kw: dict | None = None,
+):
     """A desk with only the risk engine (and a ToyVenue named "toy"), files in ``tmp_path``."""
     from engines.clock import ManualClock
     from engines.config import DeskConfig

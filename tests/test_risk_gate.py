@@ -68,10 +68,18 @@ async def test_halted_refuses_everything_but_the_kill_switch_flatten(tmp_path):
     assert await router.submit(order(symbol="ETH-USD", price=64_000, client_id="e1"))
     # the kill switch's flatten id passes once
     risk.gate.allow_flatten("kill-flatten-1")
-    flat = order(side=Side.SELL, qty=10, client_id="kill-flatten-1", reduce_only=True, type=OrderType.MARKET,
-                 price=None)
+    flat = order(
+        side=Side.SELL,
+        qty=10,
+        client_id="kill-flatten-1",
+        reduce_only=True,
+        type=OrderType.MARKET,
+        price=None,
+    )
     assert await router.submit(flat)
-    assert not await router.submit(order(side=Side.SELL, qty=10, client_id="kill-flatten-1", reduce_only=True))
+    assert not await router.submit(
+        order(side=Side.SELL, qty=10, client_id="kill-flatten-1", reduce_only=True)
+    )
 
 
 async def test_order_qty_notional_and_position_limits(tmp_path):

@@ -55,8 +55,16 @@ async def test_kill_during_a_burst_of_fills_and_quotes(tmp_path):
             i += 1
             side = Side.BUY if i % 2 else Side.SELL
             px = base - rng.randint(1, 50) if side is Side.BUY else base + rng.randint(1, 50)
-            await desk.router.submit(order(symbol=symbol, side=side, qty=rng.randint(1, 5), price=px,
-                                           owner=owner, client_id=f"{owner}-{i}"))
+            await desk.router.submit(
+                order(
+                    symbol=symbol,
+                    side=side,
+                    qty=rng.randint(1, 5),
+                    price=px,
+                    owner=owner,
+                    client_id=f"{owner}-{i}",
+                )
+            )
             sent["n"] += 1
             await asyncio.sleep(0)
 
@@ -180,7 +188,9 @@ async def test_restart_comes_up_halted_until_rearmed(tmp_path):
     assert desk3.services["risk"].states.scopes() == {}
 
     con = sqlite3.connect(tmp_path / "risk.sqlite")
-    rows = con.execute("SELECT action, scope, source, reason, actor, detail FROM audit ORDER BY id").fetchall()
+    rows = con.execute(
+        "SELECT action, scope, source, reason, actor, detail FROM audit ORDER BY id"
+    ).fetchall()
     con.close()
     assert rows == [
         ("kill", "bot:mm-btc", "cli", "runaway", "alice", ""),

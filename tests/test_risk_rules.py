@@ -39,7 +39,9 @@ async def test_daily_loss_fires_at_the_limit_and_not_before(tmp_path):
     _mark(desk, 98_001)  # -9.995
     assert breaches == [] and desk.services["risk"].state("desk") is TradingState.ACTIVE
     _mark(desk, 98_000)  # -10.00
-    assert [(b.rule, b.scope, b.value, b.limit) for b in breaches] == [("daily_loss", "desk", "-10.00", "-10.00")]
+    assert [(b.rule, b.scope, b.value, b.limit) for b in breaches] == [
+        ("daily_loss", "desk", "-10.00", "-10.00")
+    ]
     assert desk.services["risk"].state("desk") is TradingState.HALTED
     await desk.services["killswitch"].idle()
     assert [(a.action, a.source) for a in actions] == [("kill", "rule:daily_loss")]
@@ -108,7 +110,9 @@ async def test_position_breach_fires_above_max_position(tmp_path):
     venue.fill("fix:EXT", "x", 80)
     assert breaches == []
     venue.fill("fix:EXT", "x", 1)
-    assert [(b.rule, b.scope, b.value, b.limit) for b in breaches] == [("position_breach", "bot:fix:EXT", "+81", "80")]
+    assert [(b.rule, b.scope, b.value, b.limit) for b in breaches] == [
+        ("position_breach", "bot:fix:EXT", "+81", "80")
+    ]
     assert desk.services["risk"].state("bot:fix:EXT") is TradingState.HALTED
     await desk.services["killswitch"].idle()
     assert venue.orders == {}  # the rest of the order was cancelled by the kill

@@ -119,6 +119,11 @@ class FixVenue(Application):
 
     # --- Venue --------------------------------------------------------------------------------------
     @property
+    def session_id(self) -> str:
+        """The session's id string (``FIX.4.4:SENDER->TARGET``): the risk rules match venues by it."""
+        return self.session.key if self.session is not None else ""
+
+    @property
     def connected(self) -> bool:
         return self.session is not None and self.session.state == SessionState.ACTIVE
 

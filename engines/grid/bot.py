@@ -1,0 +1,503 @@
+"""The live grid bot: rests one order per level through the desk's router and flips cells as they fill.
+
+Same cell model as the backtest (``engines.grid.backtest``): cell ``i`` buys ``q_i`` at level ``i``
+and sells it at level ``i + 1``. When the grid is laid at price ``p0`` cells whose buy level is at or
+above ``p0`` rest a sell at the level above, the others a buy at their level - buys below, sells
+above. A cell flips when its order is completely filled (partial fills count in inventory and fees
+at once; the opposite order waits for the rest): buy filled at ``L_i`` → sell at ``L_{i+1}``; sell
+filled at ``L_{i+1}`` → buy at ``L_i``. A *round trip* is a cell completing both legs (buy then sell,
+or - when the grid laid sells without buying the base first - sell then buy); its exact gross is
+``qty x (sell - buy)`` and its profit the gross less both fills' fees (``GridRoundTrip``).
+
+The bot works by reconciliation: events (fills, cancels, prices, risk states, pause) only mark it
+dirty; one task computes the orders the cells want, filtered by what is allowed now, and places the
+missing ones / cancels the unwanted ones. So it never re-enters the venue from a bus callback.
+
+Allowed now: nothing while paused, halted by risk (``effective_state`` HALTED; the kill switch does
+the cancelling) or stopped out; with risk REDUCING only orders that shrink the inventory; while the
+market is trending, ``trend_action`` "pause_buys" places no new buys and "widen" no new buys within
+``widen_levels`` levels under the price. Orders already resting are left alone in those cases,
+except pause, which cancels. A level whose order was rejected is not retried until the next fill or
+price update.
+
+Start (``on_start``): "cancel" the bot's orders at the venue, "keep" them (untracked), or "recover"
+them (orders on grid levels are adopted and set their cells' states; others are cancelled). Stop
+(``on_stop``): "cancel" or "keep". Stop-loss / take-profit on the reference price: cancel everything
+and (``liquidate_on_stop``) close the inventory with a market order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from engines.events import PriceTick
+from engines.grid.config import GridBotConfig
+from engines.grid.events import GridBotStatus, GridMarketState, GridRoundTrip
+from engines.grid.levels import GridPlan, make_levels, quantities
+from engines.grid.market_state import MarketReading, MarketStateDetector
+from engines.grid.strategy import load_strategy
+from engines.marketdata import Trade
+from engines.orders import (
+    Fill,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    OrderRequest,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from engines.risk.events import TradingState, TradingStateChanged
+
+if TYPE_CHECKING:
+    from engines.runtime import Desk
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Cell:
+    holding: str  # "cash" (wants a buy at its level) or "base" (wants a sell at the level above)
+    leg_side: Side | None = None  # the open leg of a round trip, if any
+    leg_price: int = 0  # the leg's order price (ticks)
+    leg_notional: int = 0  # ticks x lots actually paid / received
+    leg_fees: float = 0.0
+    fill_fees: float = 0.0  # fees of the current order's partial fills
+    initial: bool = False  # base bought when the grid was laid: its first sell closes no round trip
+
+
+@dataclass(slots=True)
+class LevelOrder:
+    client_id: str
+    level: int
+    cell: int
+    side: Side
+    qty: int
+    order_id: int | None = None
+    filled: int = 0
+    notional: int = 0  # sum of fill price (ticks) x qty (lots)
+    cancel_sent: bool = False
+
+
+class GridBot:
+    def __init__(self, desk: Desk, cfg: GridBotConfig) -> None:
+        self.desk = desk
+        self.cfg = cfg
+        self.name = cfg.name
+        self.symbol = cfg.symbol
+        self.bus = desk.bus
+        self.router = desk.router
+        self.services = desk.services
+        self.inst = desk.instruments[cfg.symbol]
+        self.plan = self._make_plan()
+        self.level_ticks = [self.inst.to_ticks(p) for p in self.plan.levels]
+        self.cell_lots = [self.inst.to_lots(q) for q in self.plan.qty]
+        self.cells: list[Cell] = []
+        self.orders: dict[str, LevelOrder] = {}
+        self.by_level: dict[int, str] = {}
+        self.blocked: set[int] = set()
+        self._ids = itertools.count(1)
+        self.state = "starting"
+        self.reason = ""
+        self.paused = False
+        self.stopped_out = False
+        self.laid = False
+        self.last_price: float | None = None
+        self.detector = MarketStateDetector(
+            cfg.market_window, er_threshold=cfg.er_threshold, adx_threshold=cfg.adx_threshold
+        )
+        self.reading: MarketReading = self.detector.reading
+        # P&L
+        self.round_trips = 0
+        self.grid_profit = 0.0
+        self.gross = Decimal(0)
+        self.fees = 0.0
+        self.position = 0  # lots, signed
+        self.avg_price = Decimal(0)  # average cost of the open position
+        self.realised = Decimal(0)  # average-cost realised P&L (before fees)
+        self.last_fill = ""
+        self.last_reject = ""
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._status_task: asyncio.Task[None] | None = None
+        self._subs: list[Any] = []
+        self._last_status: GridBotStatus | None = None
+        self._recover: list[Any] = []  # venue orders to adopt when the grid is laid (on_start="recover")
+        self._recover_cancel: list[Any] = []  # recovered orders that are not on a grid level
+        self._initial_lots = 0  # initial_buy: base to buy at market when the grid is laid
+        self._liquidate = False  # stop-loss / take-profit hit: close the inventory at market
+        # Subscribe at build time: the reference price published when sim prices start (before the
+        # bot starts) is the price the grid is laid around.
+        self._subs.append(self.bus.subscribe(PriceTick, self._ev_price, key=self.symbol))
+
+    # --- plan -------------------------------------------------------------------------------------
+    def _make_plan(self) -> GridPlan:
+        cfg = self.cfg
+        tick, lot = self.inst.tick_size, self.inst.lot_size
+        if cfg.strategy is not None:
+            strat = load_strategy(cfg.strategy)
+            if strat.symbol and strat.symbol != cfg.symbol:
+                raise ValueError(f"grid {cfg.name}: strategy {cfg.strategy} is for {strat.symbol}, not {cfg.symbol}")
+            return strat.plan(tick, lot)
+        assert cfg.lower is not None and cfg.upper is not None
+        levels = make_levels(cfg.kind, cfg.lower, cfg.upper, cfg.levels, tick, step=cfg.vol_step)
+        qty = quantities(levels, lot, qty=cfg.order_qty if cfg.quote_per_level is None else None,
+                         quote_per_level=cfg.quote_per_level)
+        return GridPlan(levels, qty, cfg.stop_loss, cfg.take_profit)
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._subs += [
+            self.bus.subscribe(Fill, self._ev_fill, key=self.symbol),
+            self.bus.subscribe(OrderAccepted, self._ev_accepted, key=self.symbol),
+            self.bus.subscribe(OrderRejected, self._ev_rejected, key=self.symbol),
+            self.bus.subscribe(OrderCanceled, self._ev_canceled, key=self.symbol),
+            self.bus.subscribe(Trade, self._ev_trade, key=self.symbol),
+            self.bus.subscribe(TradingStateChanged, self._ev_trading_state),
+        ]
+        venue = self.router.venues.get(self.cfg.venue)
+        adopted: list[Any] = []
+        if venue is not None:
+            if self.cfg.on_start == "cancel":
+                await venue.cancel_all(owner=self.name, symbol=self.symbol)
+            elif self.cfg.on_start == "recover":
+                adopted = list(await venue.open_orders(owner=self.name, symbol=self.symbol))
+        self._recover = adopted
+        self._recover_cancel = []
+        self.state = "waiting"
+        self._task = asyncio.create_task(self._run(), name=f"grid-{self.name}")
+        self._status_task = asyncio.create_task(self._status_loop(), name=f"grid-{self.name}-status")
+        self._wake.set()
+
+    async def stop(self) -> None:
+        for t in (self._task, self._status_task):
+            if t is not None:
+                t.cancel()
+                try:
+                    await t
+                except asyncio.CancelledError:
+                    pass
+        self._task = self._status_task = None
+        venue = self.router.venues.get(self.cfg.venue)
+        if self.cfg.on_stop == "cancel" and venue is not None and self.orders:
+            await venue.cancel_all(owner=self.name, symbol=self.symbol)
+        for sub in self._subs:
+            sub.cancel()
+        self._subs.clear()
+        self.state = "stopped"
+        self._publish_status()
+
+    def pause(self) -> None:
+        self.paused = True
+        self._wake.set()
+
+    def resume(self) -> None:
+        self.paused = False
+        self.blocked.clear()
+        self._wake.set()
+
+    async def idle(self, timeout: float = 5.0) -> None:
+        """Wait until the bot has acted on everything it has seen (for tests and tools)."""
+        await asyncio.wait_for(self._wait_idle(), timeout)
+
+    async def _wait_idle(self) -> None:
+        await asyncio.sleep(0)
+        while self._wake.is_set() or not self._idle.is_set():
+            self._idle.clear()
+            await self._idle.wait()
+
+    # --- laying the grid ---------------------------------------------------------------------------
+    def _lay(self, price: float) -> None:
+        p0 = Decimal(repr(price))
+        self.cells = [Cell("base" if lv >= p0 else "cash") for lv in self.plan.levels[:-1]]
+        for o in self._recover:
+            if o.price in self.level_ticks:
+                lvl = self.level_ticks.index(o.price)
+                cell = lvl if o.side is Side.BUY else lvl - 1
+                if 0 <= cell < len(self.cells) and lvl not in self.by_level:
+                    self.cells[cell].holding = "cash" if o.side is Side.BUY else "base"
+                    lo = LevelOrder(o.client_id, lvl, cell, o.side, o.qty + o.filled_qty, o.order_id, o.filled_qty)
+                    self.orders[o.client_id] = lo
+                    self.by_level[lvl] = o.client_id
+                    continue
+            self._recover_cancel.append(o)
+        self._recover = []
+        self.laid = True
+        if self.cfg.initial_buy:
+            self._initial_lots = sum(self.cell_lots[i] for i, c in enumerate(self.cells) if c.holding == "base")
+            for c in self.cells:
+                c.initial = c.holding == "base"
+
+    # --- the worker ----------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("grid %s: step failed", self.name)
+            self._publish_status()
+            if not self._wake.is_set():
+                self._idle.set()
+
+    def _risk_state(self) -> TradingState:
+        risk = self.services.get("risk")
+        if risk is None:  # no risk engine on this desk (yet): nothing restricts the bot
+            return TradingState.ACTIVE
+        return risk.effective_state(self.name, self.symbol)
+
+    async def _step(self) -> None:
+        if not self.laid:
+            if self.last_price is None:
+                self.state, self.reason = "waiting", "waiting for a reference price"
+                return
+            self._lay(self.last_price)
+        venue = self.router.venues.get(self.cfg.venue)
+        if venue is None:
+            self.state, self.reason = "waiting", f"no venue {self.cfg.venue!r}"
+            return
+        for o in self._recover_cancel:
+            await venue.cancel(self.symbol, o.client_id, self.name)
+        self._recover_cancel = []
+        if self._initial_lots:
+            lots, self._initial_lots = self._initial_lots, 0
+            await self._submit_market(Side.BUY, lots, "initial")
+        risk = self._risk_state()
+        if self.stopped_out:
+            self.state = "stopped_out"
+        elif risk == TradingState.HALTED:
+            self.state, self.reason = "halted", "halted by risk"
+        elif self.paused:
+            self.state, self.reason = "paused", "paused by operator"
+        else:
+            self.state = "running"
+            self.reason = "reducing only" if risk == TradingState.REDUCING else ""
+        want = self._wanted(risk)
+        # cancel what is not wanted: only when paused or stopped out (other restrictions leave resting orders)
+        if self.paused or self.stopped_out:
+            for cid, o in list(self.orders.items()):
+                if not o.cancel_sent:
+                    o.cancel_sent = True
+                    await venue.cancel(self.symbol, cid, self.name)
+            if self._liquidate and self.position:
+                self._liquidate = False
+                side = Side.SELL if self.position > 0 else Side.BUY
+                await self._submit_market(side, abs(self.position), "stop")
+            return
+        for level, (side, cell) in want.items():
+            if level in self.by_level or level in self.blocked:
+                continue
+            await self._submit(level, cell, side)
+
+    def _wanted(self, risk: TradingState) -> dict[int, tuple[Side, int]]:
+        if self.stopped_out or self.paused or risk == TradingState.HALTED:
+            return {}
+        want: dict[int, tuple[Side, int]] = {}
+        trending = self.reading.regime == "trending"
+        action = self.cfg.trend_action if trending else "none"
+        price_ticks = self.inst.ticks_near(self.last_price) if self.last_price is not None else None
+        below = sum(1 for t in self.level_ticks if price_ticks is not None and t < price_ticks)
+        for i, c in enumerate(self.cells):
+            if c.holding == "cash":
+                if action == "pause_buys":
+                    continue
+                if action == "widen" and i >= below - self.cfg.widen_levels:
+                    continue
+                side, level = Side.BUY, i
+            else:
+                side, level = Side.SELL, i + 1
+            if risk == TradingState.REDUCING and not (
+                (side is Side.SELL and self.position > 0) or (side is Side.BUY and self.position < 0)
+            ):
+                continue
+            want[level] = (side, i)
+        return want
+
+    async def _submit(self, level: int, cell: int, side: Side) -> None:
+        cid = f"{self.name}-{next(self._ids)}"
+        o = LevelOrder(cid, level, cell, side, self.cell_lots[cell])
+        self.orders[cid] = o
+        self.by_level[level] = cid
+        req = OrderRequest(symbol=self.symbol, side=side, qty=o.qty, price=self.level_ticks[level],
+                           client_id=cid, owner=self.name, venue=self.cfg.venue)
+        await self.router.submit(req)
+
+    async def _submit_market(self, side: Side, lots: int, tag: str) -> None:
+        if lots <= 0:
+            return
+        cid = f"{self.name}-{tag}-{next(self._ids)}"
+        req = OrderRequest(symbol=self.symbol, side=side, qty=lots, type=OrderType.MARKET, tif=TimeInForce.IOC,
+                           client_id=cid, owner=self.name, venue=self.cfg.venue)
+        await self.router.submit(req)
+
+    # --- bus events (synchronous: record, mark dirty) ------------------------------------------
+    def _forget(self, cid: str) -> LevelOrder | None:
+        o = self.orders.pop(cid, None)
+        if o is not None and self.by_level.get(o.level) == cid:
+            del self.by_level[o.level]
+        return o
+
+    def _ev_accepted(self, ev: OrderAccepted) -> None:
+        o = self.orders.get(ev.client_id) if ev.owner == self.name else None
+        if o is not None:
+            o.order_id = ev.order_id
+
+    def _ev_rejected(self, ev: OrderRejected) -> None:
+        if ev.owner != self.name:
+            return
+        o = self._forget(ev.client_id)
+        self.last_reject = f"{ev.side} {self.inst.fmt_price(ev.price)}: {ev.reason} ({ev.source})"
+        if o is not None:
+            self.blocked.add(o.level)
+        self._wake.set()
+
+    def _ev_canceled(self, ev: OrderCanceled) -> None:
+        if ev.owner == self.name and self._forget(ev.client_id) is not None:
+            self._wake.set()
+
+    def _ev_fill(self, ev: Fill) -> None:
+        if ev.owner != self.name:
+            return
+        price = self.inst.price(ev.price)
+        self.fees += ev.fee
+        self._position_fill(ev.side, ev.qty, price)
+        self.last_fill = f"{ev.side.value} {self.inst.fmt_qty(ev.qty)} @ {price:f}"
+        self.blocked.clear()
+        o = self.orders.get(ev.client_id)
+        if o is not None:
+            cell = self.cells[o.cell]
+            cell.fill_fees += ev.fee
+            o.filled += ev.qty
+            o.notional += ev.price * ev.qty
+            if ev.leaves_qty == 0:
+                self._forget(ev.client_id)
+                self._flip(o, cell)
+        self._wake.set()
+
+    def _flip(self, o: LevelOrder, cell: Cell) -> None:
+        fees = cell.fill_fees
+        cell.fill_fees = 0.0
+        price = self.level_ticks[o.level]
+        if cell.initial:
+            cell.initial = False
+        elif cell.leg_side is not None and cell.leg_side is not o.side:
+            buy, sell = (cell.leg_price, price) if o.side is Side.SELL else (price, cell.leg_price)
+            sold, bought = (o.notional, cell.leg_notional) if o.side is Side.SELL else (cell.leg_notional, o.notional)
+            gross = (sold - bought) * self.inst.tick_size * self.inst.lot_size
+            all_fees = cell.leg_fees + fees
+            profit = float(gross) - all_fees
+            self.round_trips += 1
+            self.gross += gross
+            self.grid_profit += profit
+            self.bus.publish(GridRoundTrip(bot=self.name, symbol=self.symbol, cell=o.cell, buy_price=buy,
+                                           sell_price=sell, qty=o.qty, gross=gross, fees=all_fees, profit=profit))
+            cell.leg_side = None
+        else:
+            cell.leg_side, cell.leg_price, cell.leg_notional, cell.leg_fees = o.side, price, o.notional, fees
+        cell.holding = "base" if o.side is Side.BUY else "cash"
+
+    def _position_fill(self, side: Side, lots: int, price: Decimal) -> None:
+        signed = lots if side is Side.BUY else -lots
+        pos = self.position
+        if pos == 0 or (pos > 0) == (signed > 0):
+            total = abs(pos) + lots
+            self.avg_price = (self.avg_price * abs(pos) + price * lots) / total
+        else:
+            closed = min(abs(pos), lots)
+            sign = 1 if pos > 0 else -1
+            self.realised += (price - self.avg_price) * self.inst.qty(closed) * sign
+            if lots > abs(pos):
+                self.avg_price = price
+        self.position = pos + signed
+        if self.position == 0:
+            self.avg_price = Decimal(0)
+
+    def _ev_price(self, ev: PriceTick) -> None:
+        self._on_price(ev.price)
+        prev = self.reading.regime
+        self.reading = self.detector.update(ev.price)
+        if self.reading.regime != prev:
+            self._publish_market()
+
+    def _ev_trade(self, ev: Trade) -> None:
+        self._on_price(float(self.inst.price(ev.price)))
+
+    def _on_price(self, price: float) -> None:
+        self.last_price = price
+        self.blocked.clear()
+        sl, tp = self.plan.stop_loss, self.plan.take_profit
+        if self.laid and not self.stopped_out and (
+            (sl is not None and price <= sl) or (tp is not None and price >= tp)
+        ):
+            self.stopped_out = True
+            self.reason = f"{'stop-loss' if sl is not None and price <= sl else 'take-profit'} at {price:g}"
+            log.warning("grid %s: %s", self.name, self.reason)
+            self._liquidate = self.cfg.liquidate_on_stop
+        self._wake.set()
+
+    def _ev_trading_state(self, ev: TradingStateChanged) -> None:
+        self._wake.set()
+
+    # --- status -------------------------------------------------------------------------------------
+    @property
+    def unrealised(self) -> float:
+        if self.last_price is None or self.position == 0:
+            return 0.0
+        return float((Decimal(repr(self.last_price)) - self.avg_price) * self.inst.qty(self.position))
+
+    def level_states(self) -> tuple[tuple[float, str], ...]:
+        out = []
+        for i, t in enumerate(self.level_ticks):
+            cid = self.by_level.get(i)
+            st = "empty" if cid is None else self.orders[cid].side.value
+            out.append((float(self.inst.price(t)), st))
+        return tuple(out)
+
+    def _publish_market(self) -> None:
+        r = self.reading
+        action = self.cfg.trend_action if r.regime == "trending" and self.cfg.trend_action != "none" else ""
+        self.bus.publish(GridMarketState(bot=self.name, symbol=self.symbol, regime=r.regime,
+                                         efficiency_ratio=r.efficiency_ratio, adx=r.adx, p_trend=r.p_trend,
+                                         direction=r.direction, action=action))
+
+    def _publish_status(self) -> None:
+        ev = GridBotStatus(
+            bot=self.name, symbol=self.symbol, venue=self.cfg.venue, state=self.state, reason=self.reason,
+            levels=self.level_states(), last_price=self.last_price, round_trips=self.round_trips,
+            grid_profit=self.grid_profit, fees=self.fees, inventory=float(self.inst.qty(self.position)),
+            avg_price=float(self.avg_price) if self.position else None, unrealised=self.unrealised,
+            market_state=self.reading.regime, last_fill=self.last_fill, open_orders=len(self.orders),
+        )
+        self._last_status = ev
+        self.bus.publish(ev)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.status_interval)
+            self._publish_status()
+            self._publish_market()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "symbol": self.symbol,
+            "levels": len(self.level_ticks),
+            "open_orders": len(self.orders),
+            "round_trips": self.round_trips,
+            "grid_profit": round(self.grid_profit, 8),
+            "fees": round(self.fees, 8),
+            "inventory": float(self.inst.qty(self.position)),
+            "unrealised": round(self.unrealised, 8),
+            "market_state": self.reading.regime,
+            "last_reject": self.last_reject,
+        }

@@ -43,6 +43,7 @@ BUILDERS: list[str] = [
     "engines.sim.prices:build",
     "engines.matching.api:build",  # REST + WS of the matching engine: keep right after matching's service
     "engines.risk.service:build",  # after matching (insert matching before this), before bots and FIX
+    "engines.grid.service:build",  # grid bots: after risk (their orders pass its gate)
     "engines.fix.service:build",  # after matching and risk (the gateway routes through them)
     "engines.control.service:build",  # control API (kill/rearm/status); last but the remote channel
     "engines.remote.service:build",  # keep last: serves the state of everything built before it

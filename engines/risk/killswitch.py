@@ -182,10 +182,11 @@ class KillSwitch:
         detail: str = "",
     ) -> asyncio.Task[KillReport]:
         """For synchronous callers (rules, signal handlers): HALTED before returning, cancels in a task."""
+        loop = asyncio.get_running_loop()  # no loop: RuntimeError before anything changed
         t0 = time.perf_counter()
         self.halt(scope, reason=reason, source=source, actor=actor, detail=detail)
         halted = time.perf_counter()
-        task = asyncio.get_running_loop().create_task(
+        task = loop.create_task(
             self._after_halt(scope, reason, source, actor, flatten, t0, halted), name=f"kill {scope}"
         )
         self._tasks.add(task)

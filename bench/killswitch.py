@@ -1,0 +1,179 @@
+"""Kill-switch speed: 10,000 resting orders from several owners on the real matching engine.
+
+Each run builds a desk with the matching engine and the risk engine (files in a temp dir), rests
+``--orders`` non-crossing limit orders from ``--owners`` owners on two instruments through the
+router and the pre-trade gate, then calls ``KillSwitch.kill("desk")`` and measures
+
+* kill call -> desk HALTED (the synchronous part),
+* kill call -> last cancel confirmed (the kill report, and independently the last ``OrderCanceled``
+  seen on the bus),
+
+and checks that the book is empty afterwards. Also: the cost of one ``RiskGate.check``.
+Goal: every cancel confirmed within 50 ms. Ends with one JSON line of the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from engines.clock import SystemClock
+from engines.config import DeskConfig
+from engines.orders import OrderCanceled, OrderRequest, Side
+from engines.risk.events import TradingState, TradingStateChanged
+from engines.runtime import Desk
+
+BUILDERS = ["engines.matching.service:build", "engines.risk.service:build"]
+SYMBOLS = {"BTC-USD": 130_000, "ETH-USD": 64_000}
+
+
+def make_desk(data_dir: Path) -> Desk:
+    cfg = DeskConfig(
+        sim={"enabled": False},
+        mm=[],
+        grid=[],
+        fix={"enabled": False},
+        # no limits: the bench rests 10,000 orders as fast as it can
+        risk={"limits": {}, "rules": {"order_storm": None, "stale_market_data": None}},
+    )
+    return Desk(cfg, clock=SystemClock(), data_dir=data_dir).build(BUILDERS)
+
+
+async def one_run(n_orders: int, n_owners: int, data_dir: Path) -> dict[str, float]:
+    desk = make_desk(data_dir)
+    await desk.start()
+    try:
+        venue_name = desk.config.matching.venue
+        for k in range(n_orders):
+            symbol = "BTC-USD" if k % 2 else "ETH-USD"
+            mid = SYMBOLS[symbol]
+            side = Side.BUY if (k // 2) % 2 else Side.SELL
+            offset = 1 + (k // 4) % 2000
+            price = mid - offset if side is Side.BUY else mid + offset
+            ok = await desk.router.submit(
+                OrderRequest(
+                    symbol=symbol,
+                    side=side,
+                    qty=1 + k % 5,
+                    price=price,
+                    owner=f"bot-{k % n_owners}",
+                    client_id=f"c{k}",
+                    venue=venue_name,
+                )
+            )
+            assert ok
+        venue = desk.router.venues[venue_name]
+        resting = len(await venue.open_orders())
+        assert resting == n_orders, f"{resting} resting, expected {n_orders}"
+
+        marks: dict[str, float] = {}
+        last_cancel = [0.0]
+        desk.bus.subscribe(
+            TradingStateChanged,
+            lambda ev: (
+                marks.setdefault("halted", time.perf_counter()) if ev.state is TradingState.HALTED else None
+            ),
+        )
+        desk.bus.subscribe(OrderCanceled, lambda ev: last_cancel.__setitem__(0, time.perf_counter()))
+        ks = desk.services["killswitch"]
+        t0 = time.perf_counter()
+        report = await ks.kill("desk", reason="bench", source="cli", actor="bench")
+        t_end = time.perf_counter()
+        left = len(await venue.open_orders())
+        assert left == 0, f"{left} orders left after the kill"
+        assert report.confirmed == n_orders and not report.pending, report
+        return {
+            "halted_ms": (marks["halted"] - t0) * 1000,
+            "last_cancel_bus_ms": (last_cancel[0] - t0) * 1000,
+            "all_confirmed_ms": report.elapsed_ms,
+            "kill_call_ms": (t_end - t0) * 1000,  # includes flushing the audit row to SQLite
+        }
+    finally:
+        await desk.stop()
+
+
+def gate_cost(n: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        # the default limits without the rate throttle (measure the checks, not the throttle refusing)
+        limits = {"max_order_notional": "1000000", "daily_loss": "50000", "max_position": "100"}
+        cfg = DeskConfig(
+            sim={"enabled": False},
+            mm=[],
+            grid=[],
+            fix={"enabled": False},
+            risk={"limits": limits, "rules": {"order_storm": 10**9}},
+        )
+        desk = Desk(cfg, data_dir=Path(tmp)).build(["engines.risk.service:build"])
+        gate = desk.router.gate
+        gate.limits("mm-btc", "BTC-USD")
+        orders = [
+            OrderRequest(
+                symbol="BTC-USD",
+                side=Side.BUY,
+                qty=1,
+                price=130_000 - (i % 50),
+                owner="mm-btc",
+                client_id=f"g{i}",
+            )
+            for i in range(n)
+        ]
+        check = gate.check
+        t0 = time.perf_counter()
+        for o in orders:
+            check(o)
+        return (time.perf_counter() - t0) / n * 1e6
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, object]:
+    runs = []
+    for r in range(args.runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            res = await one_run(args.orders, args.owners, Path(tmp))
+        runs.append(res)
+        print(
+            f"run {r + 1}: HALTED {res['halted_ms']:.3f} ms, all {args.orders} cancels confirmed "
+            f"{res['all_confirmed_ms']:.1f} ms (last OrderCanceled on the bus {res['last_cancel_bus_ms']:.1f} ms), "
+            f"kill() returned {res['kill_call_ms']:.1f} ms"
+        )
+    gate_us = gate_cost(200_000)
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    worst = {k: max(r[k] for r in runs) for k in runs[0]}
+    print(
+        f"median over {args.runs} runs: HALTED {med['halted_ms']:.3f} ms, all confirmed {med['all_confirmed_ms']:.1f} ms"
+        f" (worst {worst['all_confirmed_ms']:.1f} ms; goal <= 50 ms)"
+    )
+    print(f"pre-trade gate: {gate_us:.2f} us per check")
+    return {
+        "bench": "killswitch",
+        "orders": args.orders,
+        "owners": args.owners,
+        "runs": args.runs,
+        "halted_ms_median": round(med["halted_ms"], 4),
+        "all_confirmed_ms_median": round(med["all_confirmed_ms"], 2),
+        "all_confirmed_ms_worst": round(worst["all_confirmed_ms"], 2),
+        "last_cancel_bus_ms_median": round(med["last_cancel_bus_ms"], 2),
+        "kill_call_ms_median": round(med["kill_call_ms"], 2),
+        "gate_check_us": round(gate_us, 3),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--orders", type=int, default=10_000)
+    p.add_argument("--owners", type=int, default=5)
+    p.add_argument("--runs", type=int, default=5)
+    args = p.parse_args()
+    figures = asyncio.run(main_async(args))
+    print(json.dumps(figures, separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    main()

@@ -56,7 +56,7 @@ class PendingCancel:
     since_ns: int
     attempts: int = 0
     reason: str = ""
-    last_try: float = 0.0
+    in_flight: bool = False
 
     @property
     def label(self) -> str:
@@ -154,6 +154,12 @@ class KillSwitch:
         bus.subscribe(Fill, self._on_fill)
         bus.subscribe(OrderAccepted, self._on_accepted)
         bus.subscribe(EngineStatusChanged, self._on_engine)
+        try:  # a FIX session logging on again is the moment to re-send its venue's cancels
+            from engines.fix.events import FixSessionState
+
+            bus.subscribe(FixSessionState, self._on_fix_session)
+        except ImportError:
+            pass
 
     # --- the synchronous part ------------------------------------------------------------------------------
     def halt(self, scope: str = DESK, *, reason: str, source: str, actor: str = "", detail: str = "") -> None:
@@ -396,6 +402,10 @@ class KillSwitch:
         if ev.state is EngineState.RUNNING and any(p.venue == ev.engine for p in self.pending.values()):
             self._wake_retry()
 
+    def _on_fix_session(self, ev: Any) -> None:
+        if str(getattr(ev.state, "value", ev.state)).upper() == "ACTIVE" and self.pending:
+            self._wake_retry()
+
     # --- retries ------------------------------------------------------------------------------------------------
     def _wake_retry(self) -> None:
         if self._retry_wake is not None:
@@ -412,24 +422,24 @@ class KillSwitch:
         venue = self.router.venues.get(venue_name)
         if venue is None or not venue.connected:
             return 0
-        items = [p for p in self.pending.values() if p.venue == venue_name]
-        sent = 0
+        items = [p for p in self.pending.values() if p.venue == venue_name and not p.in_flight]
         for p in items:
-            key = (p.venue, p.symbol, p.owner, p.client_id)
-            if key not in self.pending:
-                continue
             p.attempts += 1
-            p.last_try = time.monotonic()
-            sent += 1
-            try:
-                r = await venue.cancel(p.symbol, p.client_id, p.owner)
-            except Exception as exc:
-                p.reason = f"cancel failed: {exc}"
-                continue
-            if r.confirmed:
+            p.in_flight = True
+        # All at once: a FIX venue's cancel waits for its ack, one round trip for the lot.
+        results = await asyncio.gather(
+            *(venue.cancel(p.symbol, p.client_id, p.owner) for p in items), return_exceptions=True
+        )
+        for p, r in zip(items, results, strict=True):
+            p.in_flight = False
+            key = (p.venue, p.symbol, p.owner, p.client_id)
+            if isinstance(r, BaseException):
+                p.reason = f"cancel failed: {r}"
+            elif r.confirmed:
                 self._resolve(key)
             else:
                 p.reason = r.reason or "awaiting ack"
+        sent = len(items)
         # Whatever the venue no longer lists as open is gone (filled or cancelled while we were away).
         left = [p for p in self.pending.values() if p.venue == venue_name]
         if left:

@@ -120,7 +120,8 @@ class OpdeskApp(App[int]):
         self._main_ready = False
         self._panels: list[Panel] = []
         self._status: StatusBar | None = None
-        self.frames = 0  # refresh ticks that repainted something (bench figure)
+        self.frames = 0  # panel refreshes done by the tick (bench figure)
+        self.ticks = 0
         self._log_handler: ModelLogHandler | None = None
         for theme in load_themes().values():
             self.register_theme(theme)
@@ -196,6 +197,7 @@ class OpdeskApp(App[int]):
             return
         main = self.main
         screen = self.screen
+        self.ticks += 1
         with self.batch_update():
             if screen is main or isinstance(screen, ModalScreen):
                 status = self.status_bar

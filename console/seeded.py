@@ -237,3 +237,18 @@ def _fix(desk: Desk) -> None:
         bus.publish(Stats(session=SESSION_ACC, state=SessionState.ACTIVE, next_sender_seq=5, next_target_seq=4,
                           last_heartbeat_ts=clock.time_ns() - 2_000_000_000, msgs_in=3, msgs_out=4, rate_in=0.3,
                           rate_out=0.4, errors=1))
+
+
+async def start_engines(desk: Desk, names: tuple[str, ...] = ("killswitch",)) -> list[Any]:
+    """Start only the named engines (those that need no timer to be deterministic); returns them."""
+    started = []
+    for engine in desk.engines:
+        if engine.name in names:
+            await engine.start()
+            started.append(engine)
+    return started
+
+
+async def stop_engines(engines: list[Any]) -> None:
+    for engine in reversed(engines):
+        await engine.stop()

@@ -1,0 +1,277 @@
+"""Console behaviour through Textual's Pilot: the kill chord halts the desk and the orders are gone,
+re-arm, palette actions, keymap remapping, zoom, the FIX inspector, and the model fed by JSON."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from textual.command import CommandPalette
+from textual.widgets import DataTable, Input
+
+from console.app import OpdeskApp, build_app
+from console.model import DeskModel
+from console.screens.confirm import ConfirmScreen
+from console.screens.inspector import FixInspectorScreen
+from console.screens.kill_progress import KillProgressScreen
+from console.screens.scope import ScopeScreen
+from console.seeded import seed, seeded_config, seeded_desk, start_engines, stop_engines
+from engines.events import Event, to_json
+from engines.risk.events import TradingState
+
+SIZE = (160, 48)
+
+
+class FakeBot:
+    """Stands in for a bot in ``desk.services["bots"]`` to observe the console's pause/resume."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+
+
+@asynccontextmanager
+async def console(tmp_path: Any, **ui: Any) -> AsyncIterator[tuple[OpdeskApp, Any, Any]]:
+    cfg = seeded_config(tmp_path, **ui)
+    desk = seeded_desk(cfg)
+    app = build_app(cfg, desk=desk, clock=desk.clock, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        engines = await start_engines(desk)
+        try:
+            seed(desk)
+            await pilot.pause()
+            app.refresh_panels()
+            await pilot.pause()
+            yield app, desk, pilot
+        finally:
+            await stop_engines(engines)
+
+
+async def settle(app: OpdeskApp, pilot: Any) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    app.refresh_panels()
+    await pilot.pause()
+
+
+def open_orders(desk: Any, **kw: Any) -> list[Any]:
+    matching = desk.services.get("matching")
+    return [] if matching is None else matching.open_orders(**kw)
+
+
+async def run_palette(app: OpdeskApp, pilot: Any, text: str) -> None:
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    assert isinstance(app.screen, CommandPalette)
+    app.screen.query_one(Input).value = text
+    for _ in range(50):  # the palette searches in a worker: wait for the hit list
+        await pilot.pause(0.02)
+        if app.screen.query_one("CommandList").option_count:
+            break
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def test_kill_chord_halts_the_desk_and_cancels_every_order(tmp_path: Any) -> None:
+    async with console(tmp_path) as (app, desk, pilot):
+        matching = desk.services.get("matching")
+        if matching is not None:
+            assert len(open_orders(desk)) > 40
+        await pilot.press("ctrl+k")
+        assert isinstance(app.screen, ScopeScreen)
+        await pilot.press("enter")  # the first scope: the whole desk
+        assert isinstance(app.screen, ConfirmScreen)
+        assert desk.services["risk"].state("desk") is TradingState.ACTIVE  # nothing before confirming
+        await pilot.press("y")
+        assert isinstance(app.screen, KillProgressScreen)
+        await settle(app, pilot)
+        assert desk.services["risk"].state("desk") is TradingState.HALTED
+        assert open_orders(desk) == []
+        assert app.model.desk_state() == "halted"
+        assert app.status_bar.has_class("-halted")
+        assert "DESK HALTED" in str(app.status_bar.render())
+        progress = app.model.kill_progress["desk"]
+        assert progress.done and progress.confirmed == progress.requested
+        assert "complete" in str(app.screen.query_one("#title").render())
+        await pilot.press("escape")
+        assert app.screen is app.main
+
+
+async def test_kill_can_be_cancelled_at_the_confirmation(tmp_path: Any) -> None:
+    async with console(tmp_path) as (app, desk, pilot):
+        before = len(open_orders(desk))
+        await pilot.press("ctrl+k", "enter", "n")
+        await settle(app, pilot)
+        assert app.screen is app.main
+        assert desk.services["risk"].state("desk") is TradingState.ACTIVE
+        assert len(open_orders(desk)) == before
+        assert not app.status_bar.has_class("-halted")
+
+
+async def test_panic_key_without_confirmation(tmp_path: Any) -> None:
+    async with console(tmp_path, confirm_panic_kill=False) as (app, desk, pilot):
+        await pilot.press("ctrl+x")
+        await settle(app, pilot)
+        assert desk.services["risk"].state("desk") is TradingState.HALTED
+        assert open_orders(desk) == []
+        assert app.status_bar.has_class("-halted")
+
+
+async def test_panic_key_asks_first_by_default(tmp_path: Any) -> None:
+    async with console(tmp_path) as (app, desk, pilot):
+        await pilot.press("ctrl+x")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert desk.services["risk"].state("desk") is TradingState.HALTED
+
+
+async def test_rearm_after_kill(tmp_path: Any) -> None:
+    async with console(tmp_path, confirm_panic_kill=False) as (app, desk, pilot):
+        await pilot.press("ctrl+x")
+        await settle(app, pilot)
+        await pilot.press("escape")  # close the kill progress view
+        await pilot.press("ctrl+r")  # one halted scope: straight to its confirmation
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert desk.services["risk"].state("desk") is TradingState.ACTIVE
+        assert app.model.desk_state() == "active"
+        assert not app.status_bar.has_class("-halted")
+        texts = [e.text for e in app.model.log]
+        assert any("rearm desk" in t for t in texts)
+
+
+async def test_palette_kills_one_instrument_only(tmp_path: Any) -> None:
+    async with console(tmp_path) as (app, desk, pilot):
+        await run_palette(app, pilot, "Kill: instrument ETH-USD")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(app, pilot)
+        risk = desk.services["risk"]
+        assert risk.state("instrument:ETH-USD") is TradingState.HALTED
+        assert risk.state("desk") is TradingState.ACTIVE
+        assert app.model.states["instrument:ETH-USD"] == "halted"
+        if desk.services.get("matching") is not None:
+            assert open_orders(desk, symbol="ETH-USD") == []
+            assert len(open_orders(desk, symbol="BTC-USD")) > 20
+
+
+async def test_palette_cancel_all_on_an_instrument(tmp_path: Any) -> None:
+    pytest.importorskip("engines.matching.service")
+    async with console(tmp_path) as (app, desk, pilot):
+        btc = len(open_orders(desk, symbol="BTC-USD"))
+        await run_palette(app, pilot, "Cancel all on ETH-USD")
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert open_orders(desk, symbol="ETH-USD") == []
+        assert len(open_orders(desk, symbol="BTC-USD")) == btc
+        assert desk.services["risk"].state("desk") is TradingState.ACTIVE  # cancel-all is not a kill
+
+
+async def test_palette_pause_and_resume_a_bot(tmp_path: Any) -> None:
+    async with console(tmp_path) as (app, desk, pilot):
+        bot = FakeBot()
+        desk.services.setdefault("bots", {})["mm-btc"] = bot
+        await run_palette(app, pilot, "Pause bot mm-btc")
+        await settle(app, pilot)
+        await run_palette(app, pilot, "Resume bot mm-btc")
+        await settle(app, pilot)
+        assert bot.calls == ["pause", "resume"]
+        assert any("pause mm-btc" in e.text for e in app.model.log)
+
+
+async def test_unknown_bot_is_reported_not_raised(tmp_path: Any) -> None:
+    async with console(tmp_path) as (app, desk, pilot):
+        desk.services["bots"] = {}
+        app.pause_bot("nobody")
+        await settle(app, pilot)
+        assert any("no bot named 'nobody'" in e.text for e in app.model.log)
+        assert app._notifications  # a toast for the operator
+
+
+async def test_keymap_from_config_remaps_the_kill_chord(tmp_path: Any) -> None:
+    async with console(tmp_path, keymap={"kill": "ctrl+g"}) as (app, _desk, pilot):
+        await pilot.press("ctrl+k")
+        assert app.screen is app.main
+        await pilot.press("ctrl+g")
+        assert isinstance(app.screen, ScopeScreen)
+
+
+async def test_zoom_keys_show_one_panel(tmp_path: Any) -> None:
+    async with console(tmp_path) as (app, _desk, pilot):
+        assert all(p.display for p in app.panels)
+        await pilot.press("2")
+        shown = [p.id for p in app.panels if p.display]
+        assert shown == ["bots"]
+        await pilot.press("2")
+        assert all(p.display for p in app.panels)
+
+
+async def test_instrument_switching(tmp_path: Any) -> None:
+    async with console(tmp_path) as (app, _desk, pilot):
+        assert app.book_symbol == "BTC-USD"
+        await pilot.press("1", "right_square_bracket")
+        assert app.book_symbol == "ETH-USD"
+        await pilot.press("left_square_bracket")
+        assert app.book_symbol == "BTC-USD"
+
+
+async def test_fix_inspector_decodes_and_searches(tmp_path: Any) -> None:
+    async with console(tmp_path) as (app, _desk, pilot):
+        await pilot.press("i")
+        screen = app.screen
+        assert isinstance(screen, FixInspectorScreen)
+        msgs = screen.query_one("#msg-table", DataTable)
+        assert msgs.row_count == 7
+        screen.query_one("#search", Input).value = "ExecutionReport"
+        await pilot.pause()
+        assert msgs.row_count == 2
+        fields = screen.query_one("#field-table", DataTable)
+        names = [fields.get_row_at(i)[1] for i in range(fields.row_count)]
+        assert "ClOrdID" in names and "ExecType" in names
+        await pilot.press("escape")
+        assert app.screen is app.main
+
+
+def test_model_fed_by_json_matches_model_fed_by_bus(tmp_path: Any) -> None:
+    """The remote console's path (decoded JSON events) builds the same state as the in-process bus."""
+    cfg = seeded_config(tmp_path)
+    desk = seeded_desk(cfg)
+    local = DeskModel(desk.instruments)
+    remote = DeskModel(desk.instruments)
+    local.attach(desk.bus)
+    desk.bus.subscribe(Event, lambda ev: remote.apply_json(to_json(ev)))
+    seed(desk)
+    assert local.events == remote.events > 50
+    assert local.prices == remote.prices
+    assert {s: (d.bids, d.asks) for s, d in local.depth.items()} == {
+        s: (d.bids, d.asks) for s, d in remote.depth.items()
+    }
+    assert local.bots.keys() == remote.bots.keys()
+    assert {k: v.state for k, v in local.fix.items()} == {k: v.state for k, v in remote.fix.items()}
+    assert [e.text for e in local.log] == [e.text for e in remote.log]
+    assert list(local.pnl["mm-btc"]) == list(remote.pnl["mm-btc"])
+
+
+async def test_live_refresh_timer_updates_panels(tmp_path: Any) -> None:
+    cfg = seeded_config(tmp_path, refresh_hz=20.0)
+    desk = seeded_desk(cfg)
+    app = build_app(cfg, desk=desk, clock=desk.clock, live=True)
+    app.start_desk = False
+    async with app.run_test(size=SIZE) as pilot:
+        seed(desk)
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if app.main.query_one("#bots-table", DataTable).row_count == 2:
+                break
+        assert app.main.query_one("#bots-table", DataTable).row_count == 2
+        assert app.ticks > 0
+        assert not app.model.dirty & {"bots", "book", "fix"}

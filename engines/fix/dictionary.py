@@ -67,53 +67,63 @@ class DictionaryError(ValueError):
 
 # --- value formats -------------------------------------------------------------------------------------
 
-_INT = re.compile(r"-?\d+\Z")
-_UINT = re.compile(r"\d+\Z")
-_FLOAT = re.compile(r"-?(?:\d+\.?\d*|\.\d+)\Z")
-_TS = re.compile(r"(\d{4})(\d{2})(\d{2})-(\d{2}):(\d{2}):(\d{2})(?:\.\d{3}(?:\d{3}(?:\d{3})?)?)?\Z")
-_TIME = re.compile(r"(\d{2}):(\d{2}):(\d{2})(?:\.\d{3}(?:\d{3}(?:\d{3})?)?)?\Z")
-_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})\Z")
-_MONTHYEAR = re.compile(r"\d{4}(?:0[1-9]|1[0-2])(?:\d{2}|w[1-5])?\Z")
+# Checks work on the raw bytes (no decoding on the hot path).
+_FLOAT = re.compile(rb"-?(?:\d+\.?\d*|\.\d+)\Z")
+_TS_REST = re.compile(rb"(\d{2})(?:\.\d{3}(?:\d{3}(?:\d{3})?)?)?\Z")
+_TIME = re.compile(rb"(\d{2}):(\d{2}):(\d{2})(?:\.\d{3}(?:\d{3}(?:\d{3})?)?)?\Z")
+_DATE = re.compile(rb"(\d{4})(\d{2})(\d{2})\Z")
+_MONTHYEAR = re.compile(rb"\d{4}(?:0[1-9]|1[0-2])(?:\d{2}|w[1-5])?\Z")
+_good_minutes: set[bytes] = set()  # "YYYYMMDD-HH:MM:" prefixes already found valid
 
 
-def _date_ok(m: re.Match[str]) -> bool:
-    return 1 <= int(m.group(2)) <= 12 and 1 <= int(m.group(3)) <= 31
+def _is_int(v: bytes) -> bool:
+    return v.isdigit() or (v[:1] == b"-" and v[1:].isdigit())
 
 
-def _time_ok(h: str, mi: str, s: str) -> bool:
-    return int(h) <= 23 and int(mi) <= 59 and int(s) <= 60  # 60: leap second
-
-
-def _is_timestamp(v: str) -> bool:
-    m = _TS.match(v)
-    return m is not None and _date_ok(m) and _time_ok(m.group(4), m.group(5), m.group(6))
-
-
-def _is_time(v: str) -> bool:
-    m = _TIME.match(v)
-    return m is not None and _time_ok(m.group(1), m.group(2), m.group(3))
-
-
-def _is_date(v: str) -> bool:
+def _is_date(v: bytes) -> bool:
     m = _DATE.match(v)
-    return m is not None and _date_ok(m)
+    return m is not None and 1 <= int(m.group(2)) <= 12 and 1 <= int(m.group(3)) <= 31
 
 
-_FORMATS: dict[str, Callable[[str], bool]] = {
-    "INT": lambda v: _INT.match(v) is not None,
-    "DAYOFMONTH": lambda v: _UINT.match(v) is not None and 1 <= int(v) <= 31,
-    "LENGTH": lambda v: _UINT.match(v) is not None,
-    "SEQNUM": lambda v: _UINT.match(v) is not None,
-    "NUMINGROUP": lambda v: _UINT.match(v) is not None,
-    "TAGNUM": lambda v: _UINT.match(v) is not None and not v.startswith("0"),
-    "FLOAT": lambda v: _FLOAT.match(v) is not None,
-    "PRICE": lambda v: _FLOAT.match(v) is not None,
-    "QTY": lambda v: _FLOAT.match(v) is not None,
-    "AMT": lambda v: _FLOAT.match(v) is not None,
-    "PRICEOFFSET": lambda v: _FLOAT.match(v) is not None,
-    "PERCENTAGE": lambda v: _FLOAT.match(v) is not None,
+def _is_timestamp(v: bytes) -> bool:
+    prefix = v[:15]
+    if prefix not in _good_minutes:
+        if len(prefix) != 15 or prefix[8:9] != b"-" or prefix[11:12] != b":" or prefix[14:15] != b":":
+            return False
+        h, mi = prefix[9:11], prefix[12:14]
+        if not (_is_date(prefix[:8]) and h.isdigit() and mi.isdigit() and int(h) <= 23 and int(mi) <= 59):
+            return False
+        if len(_good_minutes) > 10_000:
+            _good_minutes.clear()
+        _good_minutes.add(prefix)
+    m = _TS_REST.match(v, 15)
+    return m is not None and int(m.group(1)) <= 60  # 60: leap second
+
+
+def _is_time(v: bytes) -> bool:
+    m = _TIME.match(v)
+    return m is not None and int(m.group(1)) <= 23 and int(m.group(2)) <= 59 and int(m.group(3)) <= 60
+
+
+def _is_float(v: bytes) -> bool:
+    return _FLOAT.match(v) is not None
+
+
+_FORMATS: dict[str, Callable[[bytes], bool]] = {
+    "INT": _is_int,
+    "DAYOFMONTH": lambda v: v.isdigit() and 1 <= int(v) <= 31,
+    "LENGTH": bytes.isdigit,
+    "SEQNUM": bytes.isdigit,
+    "NUMINGROUP": bytes.isdigit,
+    "TAGNUM": lambda v: v.isdigit() and not v.startswith(b"0"),
+    "FLOAT": _is_float,
+    "PRICE": _is_float,
+    "QTY": _is_float,
+    "AMT": _is_float,
+    "PRICEOFFSET": _is_float,
+    "PERCENTAGE": _is_float,
     "CHAR": lambda v: len(v) == 1,
-    "BOOLEAN": lambda v: v in ("Y", "N"),
+    "BOOLEAN": lambda v: v == b"Y" or v == b"N",
     "UTCTIMESTAMP": _is_timestamp,
     "TIME": _is_timestamp,
     "UTCTIMEONLY": _is_time,
@@ -125,6 +135,8 @@ _FORMATS: dict[str, Callable[[str], bool]] = {
 }
 #: Types whose value is a space-separated list of enum values.
 _MULTI = frozenset({"MULTIPLEVALUESTRING", "MULTIPLECHARVALUE", "MULTIPLESTRINGVALUE"})
+#: Header and trailer fields the session layer has already verified before any validator runs.
+_SESSION_CHECKED = frozenset({8, 9, 10, 34, 35, 49, 52, 56})
 
 
 # --- the model -------------------------------------------------------------------------------------------
@@ -136,14 +148,18 @@ class FieldDef:
     name: str
     type: str
     enums: dict[str, str] = field(default_factory=dict)  # value -> description
-    check: Callable[[str], bool] | None = None
+    check: Callable[[bytes], bool] | None = None
+    enum_bytes: frozenset[bytes] = frozenset()
 
-    def valid_value(self, value: str) -> bool:
+    def __post_init__(self) -> None:
+        self.enum_bytes = frozenset(v.encode("latin-1") for v in self.enums)
+
+    def valid_value(self, value: bytes) -> bool:
         if not self.enums:
             return True
         if self.type in _MULTI:
-            return all(part in self.enums for part in value.split(" ") if part)
-        return value in self.enums
+            return all(part in self.enum_bytes for part in value.split(b" ") if part)
+        return value in self.enum_bytes
 
 
 @dataclass(slots=True)
@@ -252,7 +268,9 @@ class DataDictionary:
             name = f.get("name", "")
             typ = (f.get("type") or "STRING").upper()
             enums = {v.get("enum", ""): v.get("description", "") for v in f.findall("value")}
-            self.fields[tag] = FieldDef(tag, name, typ, enums, _FORMATS.get(typ))
+            # Header fields the session layer verified are not checked again (but are still looked up).
+            check = None if tag in _SESSION_CHECKED else _FORMATS.get(typ)
+            self.fields[tag] = FieldDef(tag, name, typ, enums, check)
             self.by_name[name] = tag
 
     def _fill(
@@ -419,9 +437,11 @@ class Validator:
 
     def validate(self, msg: Any) -> RejectInfo | None:
         """None if ``msg`` is valid, else what to reject it with (373, 371 and 58)."""
-        pairs = pairs_of(msg)
+        pairs = _byte_pairs(pairs_of(msg))
         dd = self.dictionary
-        msg_type = _value_of(pairs, 35)
+        msg_type = getattr(msg, "msg_type", None)
+        if not isinstance(msg_type, str):
+            msg_type = _value_of(pairs, 35)
         mdef = dd.messages.get(msg_type)
         if mdef is None:
             if msg_type in self.known_msg_types:
@@ -447,46 +467,56 @@ class Validator:
         f = self.dictionary.fields.get(tag)
         return f"{tag} ({f.name})" if f is not None else str(tag)
 
-    def _field(self, tag: int, raw: Any) -> tuple[FieldDef | None, str]:
+    def _field(self, tag: int, raw: bytes) -> None:
         """Checks every field shares: known tag, a value, its format and its enum."""
         f = self.dictionary.fields.get(tag)
-        value = _text(raw)
         if f is None and not (self.allow_unknown_fields or (self.allow_user_defined_fields and tag >= 5000)):
             raise _Problem(SessionRejectReason.INVALID_TAG_NUMBER, tag, str(tag))
-        if value == "":
+        if not raw:
             raise _Problem(SessionRejectReason.TAG_SPECIFIED_WITHOUT_A_VALUE, tag, self._label(tag))
-        if f is not None:
-            if f.check is not None and not f.check(value):
-                raise _Problem(SessionRejectReason.INCORRECT_DATA_FORMAT_FOR_VALUE, tag, f"{tag}={value}")
-            if f.enums and not f.valid_value(value):
-                raise _Problem(SessionRejectReason.VALUE_IS_INCORRECT, tag, f"{tag}={value}")
-        return f, value
+        if f is None:
+            return
+        if f.check is not None and not f.check(raw):
+            raise _Problem(SessionRejectReason.INCORRECT_DATA_FORMAT_FOR_VALUE, tag, f"{tag}={_text(raw)}")
+        if f.enum_bytes and not f.valid_value(raw):
+            raise _Problem(SessionRejectReason.VALUE_IS_INCORRECT, tag, f"{tag}={_text(raw)}")
 
     def _iterate(self, pairs: Pairs, mdef: MessageDef) -> None:
         dd = self.dictionary
+        fields = dd.fields
         header, trailer = dd.header, dd.trailer
+        htags, ttags, mtags = header.tags, trailer.tags, mdef.tags
+        strict_order = self.check_fields_out_of_order
         seen: set[int] = set()
         section = 0  # 0 header, 1 body, 2 trailer
         n = len(pairs)
         i = 0
         while i < n:
             tag, raw = pairs[i]
-            self._field(tag, raw)
-            if tag in header.tags:
-                if section != 0 and self.check_fields_out_of_order:
+            f = fields.get(tag)
+            # The common case inline (this runs for every field of every inbound application message).
+            if (
+                f is None
+                or not raw
+                or (f.check is not None and not f.check(raw))
+                or (f.enum_bytes and not f.valid_value(raw))
+            ):
+                self._field(tag, raw)
+            if tag in htags:
+                if section != 0 and strict_order:
                     raise _Problem(
                         SessionRejectReason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER, tag, self._label(tag)
                     )
                 scope: Layout = header
-            elif tag in trailer.tags:
+            elif tag in ttags:
                 section, scope = 2, trailer
             else:
-                if section == 2 and self.check_fields_out_of_order:
+                if section == 2 and strict_order:
                     raise _Problem(
                         SessionRejectReason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER, tag, self._label(tag)
                     )
                 section, scope = 1, mdef
-                if tag not in mdef.tags and tag in dd.fields:
+                if tag not in mtags and f is not None:
                     raise _Problem(
                         SessionRejectReason.TAG_NOT_DEFINED_FOR_MESSAGE_TYPE,
                         tag,
@@ -496,10 +526,10 @@ class Validator:
                 raise _Problem(SessionRejectReason.TAG_APPEARS_MORE_THAN_ONCE, tag, self._label(tag))
             seen.add(tag)
             i += 1
-            group = scope.groups.get(tag)
-            if group is not None:
-                i = self._group(pairs, i, group, int(_text(raw)))
-        return None
+            if scope.groups:
+                group = scope.groups.get(tag)
+                if group is not None:
+                    i = self._group(pairs, i, group, _count(tag, raw))
 
     def _group(self, pairs: Pairs, i: int, group: GroupDef, count: int) -> int:
         """Parse the entries of ``group`` starting at ``pairs[i]``; returns the index after them."""
@@ -520,7 +550,7 @@ class Validator:
                 i += 1
                 nested = group.groups.get(tag)
                 if nested is not None:
-                    i = self._group(pairs, i, nested, int(_text(raw)))
+                    i = self._group(pairs, i, nested, _count(tag, raw))
             for tag in group.required:
                 if tag not in in_entry:
                     raise _Problem(SessionRejectReason.REQUIRED_TAG_MISSING, tag, self._label(tag))
@@ -537,6 +567,15 @@ class Validator:
         return i
 
 
+def _count(tag: int, raw: bytes) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise _Problem(
+            SessionRejectReason.INCORRECT_DATA_FORMAT_FOR_VALUE, tag, f"{tag}={_text(raw)}"
+        ) from None
+
+
 def _reject(reason: int, tag: int | None, detail: str) -> RejectInfo:
     text = REASON_TEXT.get(reason, "Other")
     return RejectInfo(reason=reason, ref_tag=tag, text=f"{text}: {detail}" if detail else text)
@@ -549,6 +588,13 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("latin-1")
     return str(value)
+
+
+def _byte_pairs(pairs: Pairs) -> Pairs:
+    """Values as bytes (a parsed message's already are)."""
+    if pairs and not isinstance(pairs[0][1], bytes):
+        return [(t, v if isinstance(v, bytes) else str(v).encode("latin-1")) for t, v in pairs]
+    return pairs
 
 
 def _value_of(pairs: Pairs, tag: int) -> str:

@@ -1,0 +1,225 @@
+"""FIX gateway end to end: NewOrderSingle -> ExecutionReport through the desk's gateway, router, risk gate
+and the real matching engine.
+
+A desk (matching engine with its journal, risk engine, FIX acceptor + gateway; SqliteStore for the FIX
+session) runs in a child process; this process is the client: one of our initiator sessions
+(SqliteStore too) sending NewOrderSingles with a window of orders in flight. Orders come in crossing
+pairs (a buy, then a sell at the same price), so half rest and half trade: every order gets an
+ExecutionReport New and then a Fill. Round trip = NewOrderSingle queued -> its ExecutionReport New
+handled by the client. Also measured one order at a time (unloaded latency).
+
+Prints the figures and ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from engines.fix.application import Application
+from engines.fix.events import SessionState
+from engines.fix.initiator import Initiator
+from engines.fix.message import FixMessage, Message
+from engines.fix.session import Session, SessionID, SessionSettings
+from engines.fix.store import SqliteStore
+
+DESK_CHILD = """
+import asyncio, sys
+from pathlib import Path
+from engines.config import DeskConfig
+from engines.runtime import Desk
+
+async def main(data_dir):
+    cfg = DeskConfig(
+        desk={"name": "bench", "data_dir": data_dir},
+        instruments={"BTC-USD": {"tick_size": "0.5", "lot_size": "0.001", "base": "BTC", "quote": "USD"}},
+        mm=[], grid=[],
+        matching={"journal": True, "self_trade": "none", "rest": {"enabled": False}, "ws": {"enabled": False}},
+        risk={"limits": {"max_orders_per_second": None, "max_order_notional": None},
+              "rules": {"order_storm": None}},
+        fix={"sessions": [{"name": "bench", "role": "acceptor", "sender_comp_id": "OPDESK",
+                           "target_comp_id": "BENCH", "sending_time_window": 600}]},
+    )
+    desk = Desk(cfg).build(["engines.matching.service:build", "engines.risk.service:build",
+                            "engines.fix.service:build"])
+    for s in desk.services["fix"].all_sessions():
+        s.settings.publish_messages = False  # no console attached: no per-message bus events
+    await desk.start()
+    print(desk.services["fix"].acceptor.port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    status = desk.services["fix"].gateway.status()
+    await desk.stop()
+    print(status, flush=True)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+class Client(Application):
+    def __init__(self) -> None:
+        self.sent_at: dict[bytes, float] = {}
+        self.rtts: list[float] = []
+        self.news = 0
+        self.reports = 0
+        self.rejects = 0
+        self.event = asyncio.Event()
+        self.target = 0
+
+    def from_app(self, msg: FixMessage, session: Session) -> None:
+        self.reports += 1
+        et = msg.get(150)
+        if et == b"0" or et == b"8":
+            t = self.sent_at.pop(msg.get(11) or b"", None)
+            if t is not None:
+                self.rtts.append(time.perf_counter() - t)
+            self.news += 1
+            if et == b"8":
+                self.rejects += 1
+        if self.reports >= self.target:
+            self.event.set()
+
+
+def percentile(xs: list[float], p: float) -> float:
+    if not xs:
+        return 0.0
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
+
+
+async def run_orders(session: Session, app: Client, n: int, window: int, start: int) -> float:
+    """Send ``n`` orders (crossing pairs) keeping at most ``window`` unacknowledged; wait for every report."""
+    n -= n % 2
+    app.news = 0
+    app.reports = 0
+    app.target = 2 * n  # a New and a Fill per order
+    app.event.clear()
+    app.rtts.clear()
+    t0 = time.perf_counter()
+    sent = 0
+    loop = asyncio.get_running_loop()
+    while sent < n:
+        while sent < n and sent - app.news < window:
+            cl = b"B%d" % (start + sent)
+            app.sent_at[cl] = time.perf_counter()
+            px = b"%d" % (60000 + (sent // 2) % 1000)
+            session.send_nowait(
+                Message(
+                    "D",
+                    [
+                        (11, cl),
+                        (55, b"BTC-USD"),
+                        (54, b"1" if sent % 2 == 0 else b"2"),
+                        (60, b"20260101-00:00:00.000"),
+                        (38, b"0.01"),
+                        (40, b"2"),
+                        (44, px),
+                        (59, b"1"),
+                    ],
+                )
+            )
+            sent += 1
+        if sent - app.news >= window:
+            fut = loop.create_future()
+            loop.call_soon(fut.set_result, None)
+            await fut
+    await asyncio.wait_for(app.event.wait(), 300)
+    return time.perf_counter() - t0
+
+
+async def bench(n: int, window: int, tmp: Path) -> dict[str, Any]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", DESK_CHILD, str(tmp / "desk")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        port = int(child.stdout.readline())
+        app = Client()
+        store = SqliteStore(tmp / "client.sqlite")
+        session = Session(
+            SessionID("FIX.4.4", "BENCH", "OPDESK"),
+            SessionSettings(heartbeat_interval=30, publish_messages=False, sending_time_window=600),
+            app,
+            store,
+        )
+        ini = Initiator(session, "127.0.0.1", port, seed=1)
+        await ini.start()
+        await session.wait_state(SessionState.ACTIVE, 10)
+        await run_orders(session, app, min(2000, n), window, 0)  # warm-up
+        elapsed = await run_orders(session, app, n, window, 10_000_000)
+        loaded = list(app.rtts)
+        rejects = app.rejects
+        single_n = min(2000, n)
+        t_single = await run_orders(session, app, single_n, 1, 20_000_000)
+        single = list(app.rtts)
+        await ini.stop("bench done")
+        await store.close()
+        child.stdin.close()
+        gateway = child.stdout.readline().strip()
+        return {
+            "orders": n - n % 2,
+            "window": window,
+            "orders_per_s": (n - n % 2) / elapsed,
+            "reports_per_s": 2 * (n - n % 2) / elapsed,
+            "rtt_p50_ms": percentile(loaded, 50) * 1e3,
+            "rtt_p99_ms": percentile(loaded, 99) * 1e3,
+            "single_rtt_p50_ms": percentile(single, 50) * 1e3,
+            "single_rtt_p99_ms": percentile(single, 99) * 1e3,
+            "single_orders_per_s": single_n / t_single,
+            "rejects": rejects,
+            "gateway": gateway,
+        }
+    finally:
+        if child.poll() is None:
+            if child.stdin is not None and not child.stdin.closed:
+                child.stdin.close()
+            try:
+                child.wait(20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--orders", type=int, default=40_000)
+    ap.add_argument("--window", type=int, default=500)
+    ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    args = ap.parse_args()
+    if args.quick:
+        args.orders = 3_000
+    with tempfile.TemporaryDirectory() as tmp:
+        e = asyncio.run(bench(args.orders, args.window, Path(tmp)))
+    print(
+        f"FIX gateway end to end: {e['orders']:,} NewOrderSingles (crossing pairs) -> ExecutionReports New + Fill,"
+        " through router, risk gate and matching engine; SqliteStore on both sessions"
+    )
+    print(
+        f"  window {e['window']}: {e['orders_per_s']:,.0f} orders/s ({e['reports_per_s']:,.0f} reports/s), "
+        f"round trip p50 {e['rtt_p50_ms']:.2f} ms, p99 {e['rtt_p99_ms']:.2f} ms, rejects {e['rejects']}"
+    )
+    print(
+        f"  one at a time: p50 {e['single_rtt_p50_ms']:.3f} ms, p99 {e['single_rtt_p99_ms']:.3f} ms "
+        f"({e['single_orders_per_s']:,.0f} orders/s)"
+    )
+    print(f"  gateway: {e['gateway']}")
+    figures = {
+        "bench": "fix_gateway",
+        "machine": f"{os.cpu_count()}-core {platform.machine()}, Python {platform.python_version()}",
+        **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in e.items() if k != "gateway"},
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -158,6 +158,24 @@ def _stop_index(prices: np.ndarray, spec: GridSpec) -> int | None:
     return i if hit[i] else None
 
 
+def _risk_figures(equity: np.ndarray, periods_per_year: float) -> tuple[float, float]:
+    """(max drawdown, Sharpe) with as few passes over the curve as numpy allows."""
+    scratch = np.maximum.accumulate(equity)
+    np.divide(equity, scratch, out=scratch)  # equity / running peak
+    max_dd = 1.0 - float(scratch.min())
+    n = len(equity) - 1
+    if n < 2:
+        return max_dd, 0.0
+    rets = np.subtract(equity[1:], equity[:-1], out=scratch[:n])
+    rets /= equity[:-1]
+    total = float(rets.sum())
+    mean = total / n
+    # one-pass variance via the dot product; step returns are small and centred, so no cancellation
+    var = (float(rets @ rets) - total * mean) / (n - 1)
+    sd = math.sqrt(var) if var > 0 else 0.0
+    return max_dd, (mean / sd * math.sqrt(periods_per_year) if sd > 0 else 0.0)
+
+
 def backtest(
     prices: np.ndarray,
     spec: GridSpec,
@@ -242,11 +260,7 @@ def backtest(
             equity = np.concatenate((equity, np.full(total_len - len(p), final_cash)))
     final_equity = float(equity[-1])
 
-    peak = np.maximum.accumulate(equity)
-    max_dd = float(np.max((peak - equity) / peak))
-    rets = np.diff(equity) / equity[:-1]
-    sd = float(rets.std(ddof=1)) if len(rets) > 1 else 0.0
-    sharpe = float(rets.mean()) / sd * math.sqrt(periods_per_year) if sd > 0 else 0.0
+    max_dd, sharpe = _risk_figures(equity, periods_per_year)
 
     return BacktestResult(
         total_return=final_equity / initial_capital - 1.0,

@@ -162,6 +162,9 @@ async def test_replace(client, desk):
     assert (o.client_id, o.price, o.qty) == ("r3", 128000, 20)
     r = await client.put(f"/v1/orders/BTC-USD/{o.order_id}", json={"owner": "alice", "qty": "0.0205"}, headers=AUTH)
     assert r.status_code == 422 and field_of(r) == ["qty"] and r.json()["error"] == "off_grid"
+    await client.delete(f"/v1/orders/BTC-USD/{o.order_id}", params={"owner": "alice"}, headers=AUTH)
+    r = await client.put(f"/v1/orders/BTC-USD/{o.order_id}", json={"owner": "alice", "qty": "0.01"}, headers=AUTH)
+    assert r.status_code == 409 and r.json()["error"] == "not_open"
 
 
 @pytest.mark.parametrize(

@@ -277,3 +277,33 @@ async def test_status_and_desk_wiring(desk):
         await subscribe(c, ["bbo"])
         await recv(c)
         assert ws.status()["clients"] == 1
+
+
+async def test_a_client_behind_gets_one_merged_update_spanning_the_seqs(desk):
+    eng = desk.services["matching"]
+    srv = desk.services["matching-ws"]
+    async with connect(ws_url(desk)) as ws:
+        await subscribe(ws, ["depth", "bbo"])
+        book = Book()
+        for _ in range(2):
+            assert book.apply(await recv(ws))
+        d0, b0 = book.seq["depth"], book.seq["bbo"]
+        # Three engine calls, each fanned out, with no chance for the client's writer to run in between:
+        # the client's pending depth and bbo messages are merged, not queued.
+        eng.submit(limit(Side.BUY, PX - 2, 10))
+        srv.fanout()
+        eng.submit(limit(Side.BUY, PX - 4, 10))
+        srv.fanout()
+        eng.submit(limit(Side.SELL, PX + 2, 10))
+        srv.fanout()
+        msgs = [await recv(ws), await recv(ws)]
+        by = {m["channel"]: m for m in msgs}
+        assert (by["depth"]["first_seq"], by["depth"]["seq"]) == (d0 + 1, d0 + 3)
+        assert by["depth"]["bids"] == [["64999", "0.01"], ["64998", "0.01"]]
+        assert by["depth"]["asks"] == [["65001", "0.01"]]
+        # the second bid is behind the best: the bbo did not change, so only two bbo updates exist
+        assert (by["bbo"]["first_seq"], by["bbo"]["seq"]) == (b0 + 1, b0 + 2)
+        assert (by["bbo"]["bid_px"], by["bbo"]["ask_px"]) == ("64999", "65001")
+        for m in msgs:
+            assert book.apply(m)
+        assert book.gaps == []

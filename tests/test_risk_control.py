@@ -164,3 +164,11 @@ def test_opdesk_kill_rearm_status_against_a_headless_desk_and_sigusr1(tmp_path):
         assert desk2.stop() == 0
     finally:
         desk2.kill()
+
+
+def test_opdesk_kill_without_a_running_desk_says_so(tmp_path):
+    r = _opdesk(tmp_path, "kill", "--reason", "nobody home")
+    assert r.returncode == 1
+    assert r.stderr.strip() == (
+        f"opdesk: no running desk found: {tmp_path / 'demo' / 'control.json'} does not exist (start it, or pass --url)"
+    )

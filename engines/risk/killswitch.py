@@ -222,8 +222,10 @@ class KillSwitch:
         run = _Run(scope, t0)
         self._runs.append(run)
         try:
-            for venue in list(self.router.venues.values()):
-                await self._cancel_on(venue, run, owner, symbol)
+            # Every venue at once: a slow remote venue must not hold back the others' cancels.
+            await asyncio.gather(
+                *(self._cancel_on(v, run, owner, symbol) for v in list(self.router.venues.values()))
+            )
             # Acks on their way from connected venues: wait for them, boundedly. Orders on disconnected
             # venues are not waited for: they are reported pending and retried on reconnect.
             loop = asyncio.get_running_loop()

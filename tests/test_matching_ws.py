@@ -290,11 +290,15 @@ async def test_a_client_behind_gets_one_merged_update_spanning_the_seqs(desk):
         d0, b0 = book.seq["depth"], book.seq["bbo"]
         # Three engine calls, each fanned out, with no chance for the client's writer to run in between:
         # the client's pending depth and bbo messages are merged, not queued.
+        # (publish_market_data: the engine conflates BBO/Depth to once per loop turn; force each out.)
         eng.submit(limit(Side.BUY, PX - 2, 10))
+        eng.publish_market_data()
         srv.fanout()
         eng.submit(limit(Side.BUY, PX - 4, 10))
+        eng.publish_market_data()
         srv.fanout()
         eng.submit(limit(Side.SELL, PX + 2, 10))
+        eng.publish_market_data()
         srv.fanout()
         msgs = [await recv(ws), await recv(ws)]
         by = {m["channel"]: m for m in msgs}

@@ -133,6 +133,11 @@ class OrderAck(BaseModel):
     leaves_qty: str
 
 
+class LifecycleStep(BaseModel):
+    status: str
+    reason: str = ""
+
+
 class OrderInfo(BaseModel):
     symbol: str
     order_id: int
@@ -147,7 +152,7 @@ class OrderInfo(BaseModel):
     leaves_qty: str
     status: OrderStatus
     reason: str = ""
-    lifecycle: list[dict[str, Any]] = Field(default_factory=list, description="status transitions, oldest first")
+    lifecycle: list[LifecycleStep] = Field(default_factory=list, description="status transitions, oldest first")
 
 
 class OpenOrderOut(BaseModel):
@@ -185,8 +190,21 @@ class TradesOut(BaseModel):
 
 
 class StatsOut(BaseModel):
+    """Per-symbol statistics. Prices and quantities as decimal strings; engine extras pass through."""
+
     model_config = ConfigDict(extra="allow")
     symbol: str
+    trade_count: int = 0
+    volume: str = Field(default="0", description="traded quantity, base units")
+    notional: str = Field(default="0", description="traded value, quote currency")
+    orders: int = Field(default=0, description="accepted orders")
+    orders_per_s: float = 0.0
+    open_orders: int = 0
+    last_price: str | None = None
+    bid_px: str | None = None
+    bid_qty: str = "0"
+    ask_px: str | None = None
+    ask_qty: str = "0"
 
 
 class AllStatsOut(BaseModel):
@@ -627,7 +645,23 @@ class RestApi:
         }
 
     def _stats(self, symbol: str) -> dict[str, Any]:
-        return {"symbol": symbol, **_jsonable(self.engine.stats(symbol))}
+        inst = self.instruments[symbol]
+        raw = dict(self.engine.stats(symbol))
+        out: dict[str, Any] = {"symbol": symbol}
+        # The engine reports ticks and lots; the edge speaks decimal strings.
+        for key in ("last_price", "bid_px", "ask_px"):
+            if key in raw:
+                out[key] = _px(inst, raw.pop(key))
+        for key in ("bid_qty", "ask_qty"):
+            if key in raw:
+                out[key] = _qty(inst, raw.pop(key))
+        if "volume_lots" in raw:
+            out["volume"] = _qty(inst, raw.pop("volume_lots"))
+            raw.pop("volume", None)
+        if "notional" in raw:
+            out["notional"] = f"{Decimal(str(raw.pop('notional'))).normalize():f}"
+        out.update(_jsonable(raw))
+        return out
 
     async def h_stats(self, symbol: str) -> tuple[int, Any]:
         self._inst(symbol)
@@ -650,7 +684,10 @@ def order_view_json(inst: Instrument, view: Any) -> dict[str, Any]:
     qty = g(view, "qty", None)
     lifecycle = []
     for step in g(view, "lifecycle", ()) or ():
-        lifecycle.append(_jsonable(step))
+        if isinstance(step, tuple | list) and len(step) == 2:  # the engine's (status, reason)
+            lifecycle.append({"status": str(step[0]), "reason": str(step[1])})
+        else:
+            lifecycle.append(_jsonable(step))
     return OrderInfo(
         symbol=inst.symbol,
         order_id=view.order_id,

@@ -41,6 +41,7 @@ Builder = Callable[["Desk"], list[Engine]]
 #: "module:function" builders in dependency order (a builder may rely on the ones before it).
 BUILDERS: list[str] = [
     "engines.sim.prices:build",
+    "engines.matching.service:build",  # the matching engine + its venue "sim" (before its APIs)
     "engines.matching.api:build",  # REST + WS of the matching engine: keep right after matching's service
     "engines.risk.service:build",  # after matching (insert matching before this), before bots and FIX
     "engines.grid.service:build",  # grid bots: after risk (their orders pass its gate)

@@ -19,6 +19,12 @@ class MatchingConfig(Section):
     depth_levels: int = Field(default=20, ge=1, le=1000)
     trade_history: int = Field(default=10_000, ge=10, description="trades kept in memory per symbol")
     journal: bool = True
+    # "normal": a commit survives the process being killed; "full": also power loss (fsync per batch).
+    journal_sync: Literal["normal", "full"] = "normal"
+    # The matching venue (bots, FIX gateway) awaits the journal before returning from submit/cancel/
+    # replace, so whatever they acknowledge is on disk. The REST API always does.
+    durable_ack: bool = True
+    closed_history: int = Field(default=100_000, ge=0, description="closed orders kept in memory for queries")
     rest: Listen = Listen(port=0)
     ws: Listen = Listen(port=0)
     # Bearer token for REST order entry (POST/PUT/DELETE). A secret: set it with

@@ -1,0 +1,882 @@
+"""The matching engine: one :class:`OrderBook` per instrument, bus events, fees, stats, journal.
+
+Order entry is synchronous (no ``await`` on the hot path): ``submit``/``cancel``/``replace``/
+``cancel_all`` run the book, then publish the outcome on the bus. Events per operation, in order:
+
+* ``OrderRejected`` (source = the venue name) — nothing else happens;
+* ``OrderAccepted`` for an accepted order (also for IOC/FOK/market orders that never rest);
+* per execution: ``Trade``, then ``Fill`` for the maker, then ``Fill`` for the taker;
+  a resting order canceled by self-trade prevention gets ``OrderCanceled`` where its execution
+  would have been;
+* ``OrderCanceled`` with status EXPIRED (IOC/FOK/market remainder) or CANCELED (self-trade
+  prevention canceled the incoming remainder; explicit cancels);
+* ``OrderReplaced`` for a successful replace (before any executions it causes), ``CancelRejected``
+  for a refused cancel or replace.
+
+Lifecycle events, fills and trades are lossless and published in this order. Re-entrancy is safe: a
+bus subscriber may call back into the engine; events go through an outbox, so the nested call's
+events follow the outer call's. ``BBO`` and ``Depth`` are conflated: a changed symbol is marked dirty
+and its market data published once per event-loop turn (``loop.call_soon``), or at the end of the
+call when no loop is running; only what actually changed is published.
+
+Fees: maker/taker fee = notional * bps / 10,000 in the quote currency, notional = price * tick size *
+qty * lot size computed in binary floating point and rounded to 1e-8 (``round(x, 8)``); a negative
+bps is a rebate. Fees are reporting figures; positions and prices stay integers.
+
+Durability: with a journal attached (``engines.matching.journal``), every state change is queued for
+the journal synchronously and written in batches off the hot path. ``await engine.flush()`` returns
+once everything done before the call is committed; the REST API, the FIX gateway (through
+:class:`~engines.matching.venue.MatchingVenue`) call it before acknowledging. See journal.py for the
+exact guarantee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engines.bus import Bus
+from engines.events import Event
+from engines.instruments import Instrument
+from engines.marketdata import BBO, Depth, Trade
+from engines.matching.book import (
+    R_PRICE,
+    R_QTY,
+    R_STP,
+    R_UNKNOWN,
+    STATUS_NAMES,
+    OrderBook,
+)
+from engines.orders import (
+    CancelRejected,
+    Fill,
+    Liquidity,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    OrderReplaced,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from engines.venue import CancelResult, OpenOrder
+
+if TYPE_CHECKING:
+    from engines.matching.journal import Journal
+
+log = logging.getLogger(__name__)
+
+_STATUS = tuple(OrderStatus(n) for n in STATUS_NAMES)  # book status code -> OrderStatus
+_SIDES = (Side.BUY, Side.SELL)
+_TIF = {TimeInForce.GTC: 0, TimeInForce.IOC: 1, TimeInForce.FOK: 2}
+_MAKER = Liquidity.MAKER
+_TAKER = Liquidity.TAKER
+_CANCELED = OrderStatus.CANCELED
+_EXPIRED = OrderStatus.EXPIRED
+_REJECTED = OrderStatus.REJECTED
+
+# Engine record kept in the book order's O_REF slot (shared by the old and new order list of a replace)
+REC_REQ = 0  # the OrderRequest as submitted
+REC_CLIENT_ID = 1  # current client id (a replace may change it)
+REC_QTY = 2  # total order quantity (filled + leaves; a replace changes it)
+REC_REASON = 3  # the last reason (cancel/expiry/replace)
+REC_LIFE = 4  # lifecycle: list of (status, reason)
+
+R_UNKNOWN_SYMBOL = "unknown symbol"
+R_DUP_CLIENT_ID = "duplicate client_id for this owner"
+R_MARKET_PRICE = "market order must not have a price"
+R_LIMIT_NO_PRICE = "limit order needs a price"
+R_NOT_OPEN = "order not open"
+
+
+@dataclass(slots=True)
+class SubmitResult:
+    order_id: int | None
+    status: OrderStatus
+    reason: str
+    filled_qty: int
+    leaves_qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """An order as the engine knows it: live, or recently closed (bounded history)."""
+
+    order_id: int
+    symbol: str
+    side: Side
+    type: OrderType
+    tif: TimeInForce
+    price: int | None
+    qty: int  # total quantity (filled + leaves, or filled + canceled for a closed order)
+    filled_qty: int
+    leaves_qty: int
+    status: OrderStatus
+    reason: str
+    owner: str
+    client_id: str
+    post_only: bool
+    venue: str
+    lifecycle: tuple[tuple[str, str], ...]
+
+
+class _SymbolState:
+    __slots__ = (
+        "bbo",
+        "book",
+        "book_seq",
+        "depth",
+        "inst",
+        "last_price",
+        "maker_k",
+        "notional",
+        "orders",
+        "rate",
+        "rate_at",
+        "rate_orders",
+        "taker_k",
+        "trade_count",
+        "trades",
+        "unit",
+        "volume",
+    )
+
+    def __init__(self, inst: Instrument, book: OrderBook, maker_bps: float, taker_bps: float, history: int) -> None:
+        self.inst = inst
+        self.book = book
+        self.unit = unit = float(inst.tick_size) * float(inst.lot_size)
+        self.maker_k = unit * maker_bps / 10_000.0
+        self.taker_k = unit * taker_bps / 10_000.0
+        self.trades: deque[Trade] = deque(maxlen=history)
+        self.bbo: tuple[Any, ...] | None = None  # last published
+        self.depth: tuple[Any, ...] | None = None
+        self.book_seq = 0
+        self.volume = 0  # lots
+        self.notional = 0.0  # quote currency
+        self.trade_count = 0
+        self.orders = 0  # accepted orders
+        self.last_price: int | None = None
+        self.rate = 0.0
+        self.rate_at: float | None = None
+        self.rate_orders = 0
+
+
+class MatchingEngine:
+    """The desk's own venue. Synchronous order entry; see the module docstring for the events."""
+
+    name = "matching"
+
+    def __init__(
+        self,
+        bus: Bus,
+        instruments: dict[str, Instrument],
+        *,
+        venue: str = "sim",
+        maker_fee_bps: float = 1.0,
+        taker_fee_bps: float = 2.5,
+        self_trade: str = "cancel_resting",
+        depth_levels: int = 20,
+        trade_history: int = 10_000,
+        closed_history: int = 100_000,
+        journal: Journal | None = None,
+    ) -> None:
+        self.bus = bus
+        self.venue = venue
+        self.depth_levels = depth_levels
+        self.self_trade = self_trade
+        self.journal = journal
+        self._s: dict[str, _SymbolState] = {
+            sym: _SymbolState(
+                inst,
+                OrderBook(sym, min_qty=inst.min_qty_lots, stp=self_trade),
+                float(maker_fee_bps),
+                float(taker_fee_bps),
+                trade_history,
+            )
+            for sym, inst in instruments.items()
+        }
+        self._next_id = 1
+        self._next_trade = 1
+        self._by_client: dict[tuple[str, str], list[Any]] = {}  # (owner, client id) -> live book order
+        self._closed: dict[int, list[Any]] = {}  # recently closed orders by id (bounded)
+        self._closed_ids: deque[int] = deque()
+        self._closed_cid: dict[tuple[str, str], int] = {}
+        self.closed_history = closed_history
+        self._out: deque[Event] = deque()
+        self._publishing = False
+        self._dirty: set[str] = set()
+        self._md_scheduled = False
+        self.state = "stopped"
+        self.ops = 0
+        if journal is not None:
+            journal.id_source = self  # the writer reads the id counters at snapshot time
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._s)
+
+    def book(self, symbol: str) -> OrderBook:
+        return self._s[symbol].book
+
+    async def start(self) -> None:
+        if self.journal is not None:
+            restored = await self.journal.open()
+            self._restore(restored)
+            self.journal.start()
+        self.state = "running"
+        for sym in self._s:
+            self._dirty.add(sym)
+        self.publish_market_data()
+
+    async def stop(self) -> None:
+        self.publish_market_data()
+        if self.journal is not None:
+            await self.journal.close()
+        self.state = "stopped"
+
+    async def flush(self) -> None:
+        """Wait until every change made before this call is committed to the journal (no-op without)."""
+        if self.journal is not None:
+            await self.journal.flush()
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "state": self.state,
+            "venue": self.venue,
+            "ops": self.ops,
+            "open_orders": sum(len(s.book.orders) for s in self._s.values()),
+            "symbols": list(self._s),
+        }
+        if self.journal is not None:
+            out["journal"] = self.journal.status()
+            if self.journal.failed:
+                out["state"] = "degraded"
+        return out
+
+    # --- publishing -------------------------------------------------------------------------------------
+    def _drain(self) -> None:
+        """Publish the outbox; only the outermost call does it (subscribers may call back in)."""
+        if self._publishing:
+            return
+        self._publishing = True
+        out = self._out
+        publish = self.bus.publish
+        try:
+            while out:
+                publish(out.popleft())
+        finally:
+            self._publishing = False
+        jr = self.journal
+        if jr is not None:
+            jr.poke()
+        if self._dirty and not self._md_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.publish_market_data()
+            else:
+                self._md_scheduled = True
+                loop.call_soon(self.publish_market_data)
+
+    def publish_market_data(self) -> None:
+        """Publish BBO/Depth for every symbol touched since the last call, if they changed."""
+        self._md_scheduled = False
+        dirty = self._dirty
+        if not dirty:
+            return
+        publish = self.bus.publish
+        for sym in sorted(dirty):
+            s = self._s[sym]
+            book = s.book
+            bbo = book.bbo()
+            if bbo != s.bbo:
+                s.bbo = bbo
+                publish(
+                    BBO(symbol=sym, bid_px=bbo[0], bid_qty=bbo[1], ask_px=bbo[2], ask_qty=bbo[3], venue=self.venue)
+                )
+            bids, asks = book.depth(self.depth_levels)
+            depth = (tuple(bids), tuple(asks))
+            if depth != s.depth:
+                s.depth = depth
+                s.book_seq += 1
+                publish(Depth(symbol=sym, bids=depth[0], asks=depth[1], book_seq=s.book_seq, venue=self.venue))
+        dirty.clear()
+
+    def _reject(self, req: OrderRequest, reason: str) -> SubmitResult:
+        ev = OrderRejected(
+            symbol=req.symbol,
+            client_id=req.client_id,
+            owner=req.owner,
+            side=req.side,
+            price=req.price,
+            qty=req.qty,
+            reason=reason,
+            source=self.venue,
+            venue=self.venue,
+        )
+        self._out.append(ev)
+        if self.journal is not None:
+            self.journal.events.append(ev)
+        self._drain()
+        return SubmitResult(None, _REJECTED, reason, 0, 0)
+
+    # --- order entry ------------------------------------------------------------------------------------
+    def submit(self, req: OrderRequest) -> SubmitResult:
+        self.ops += 1
+        s = self._s.get(req.symbol)
+        if s is None:
+            return self._reject(req, R_UNKNOWN_SYMBOL)
+        qty = req.qty
+        if type(qty) is not int or qty <= 0:
+            return self._reject(req, R_QTY)
+        price = req.price
+        if req.type is OrderType.MARKET:
+            if price is not None:
+                return self._reject(req, R_MARKET_PRICE)
+        elif price is None:
+            return self._reject(req, R_LIMIT_NO_PRICE)
+        elif type(price) is not int or price <= 0:
+            return self._reject(req, R_PRICE)
+        cid = req.client_id
+        owner = req.owner
+        if cid and (owner, cid) in self._by_client:
+            return self._reject(req, R_DUP_CLIENT_ID)
+        book = s.book
+        oid = self._next_id
+        rec = [req, cid, qty, "", [("new", "")]]
+        o = book.submit(oid, 0 if req.side is Side.BUY else 1, price, qty, owner, _TIF[req.tif], req.post_only, rec)
+        status = o[6]
+        if status == 4:
+            return self._reject(req, book.reason)
+        self._next_id = oid + 1
+        s.orders += 1
+        out = self._out
+        jr = self.journal
+        ev = OrderAccepted(
+            symbol=req.symbol,
+            order_id=oid,
+            client_id=cid,
+            owner=owner,
+            side=req.side,
+            type=req.type,
+            tif=req.tif,
+            price=price,
+            qty=qty,
+            venue=self.venue,
+        )
+        out.append(ev)
+        if jr is not None:
+            jr.events.append(ev)
+        if book.fills:
+            self._executions(s, o, qty)
+        reason = ""
+        if status <= 1:  # resting
+            if cid:
+                self._by_client[(owner, cid)] = o
+        else:
+            if status != 2:  # expired / canceled remainder
+                reason = rec[3] = book.reason
+                rec[4].append((STATUS_NAMES[status], reason))
+                ev = OrderCanceled(
+                    symbol=req.symbol,
+                    order_id=oid,
+                    client_id=cid,
+                    owner=owner,
+                    side=req.side,
+                    price=price,
+                    canceled_qty=o[3],
+                    filled_qty=o[5],
+                    status=_STATUS[status],
+                    reason=reason,
+                    venue=self.venue,
+                )
+                out.append(ev)
+                if jr is not None:
+                    jr.events.append(ev)
+            self._close(o)
+        if jr is not None:
+            jr.orders[oid] = o
+        self._dirty.add(req.symbol)
+        self._drain()
+        return SubmitResult(oid, _STATUS[status], reason, o[5], o[3] if status <= 1 else 0)
+
+    def _executions(self, s: _SymbolState, taker: list[Any], start_qty: int) -> None:
+        """Turn the book's fills into Trade/Fill events (and STP cancels of resting orders)."""
+        book = s.book
+        fills = book.fills
+        book.fills = []  # the list is ours now: a nested call may reuse the book
+        treq: OrderRequest = taker[8][0]
+        tcid = taker[8][1]
+        sym = s.inst.symbol
+        venue = self.venue
+        out = self._out
+        jr = self.journal
+        jorders = None if jr is None else jr.orders
+        jtrades = None if jr is None else jr.trades
+        jevents = None if jr is None else jr.events
+        tside = treq.side
+        mside = tside.opposite
+        towner = treq.owner
+        toid = taker[0]
+        maker_k = s.maker_k
+        taker_k = s.taker_k
+        history = s.trades
+        unit = s.unit
+        tleaves = start_qty
+        trade_id = self._next_trade
+        for m, px, q in fills:
+            mrec = m[8]
+            if jorders is not None:
+                jorders[m[0]] = m
+            if px is None:  # resting order canceled by self-trade prevention
+                mrec[3] = R_STP
+                mrec[4].append(("canceled", R_STP))
+                ev = OrderCanceled(
+                    symbol=sym,
+                    order_id=m[0],
+                    client_id=mrec[1],
+                    owner=m[4],
+                    side=mside,
+                    price=m[2],
+                    canceled_qty=q,
+                    filled_qty=m[5],
+                    status=_CANCELED,
+                    reason=R_STP,
+                    venue=venue,
+                )
+                out.append(ev)
+                if jevents is not None:
+                    jevents.append(ev)
+                self._close(m)
+                continue
+            tleaves -= q
+            n = px * q
+            mfee = round(n * maker_k, 8)
+            tfee = round(n * taker_k, 8)
+            trade = Trade(
+                symbol=sym,
+                trade_id=trade_id,
+                price=px,
+                qty=q,
+                aggressor=tside,
+                maker_order_id=m[0],
+                taker_order_id=toid,
+                maker_owner=m[4],
+                taker_owner=towner,
+                maker_fee=mfee,
+                taker_fee=tfee,
+                venue=venue,
+            )
+            out.append(trade)
+            out.append(
+                Fill(
+                    symbol=sym,
+                    order_id=m[0],
+                    client_id=mrec[1],
+                    owner=m[4],
+                    side=mside,
+                    price=px,
+                    qty=q,
+                    leaves_qty=m[3],
+                    liquidity=_MAKER,
+                    fee=mfee,
+                    trade_id=trade_id,
+                    venue=venue,
+                )
+            )
+            out.append(
+                Fill(
+                    symbol=sym,
+                    order_id=toid,
+                    client_id=tcid,
+                    owner=towner,
+                    side=tside,
+                    price=px,
+                    qty=q,
+                    leaves_qty=tleaves,
+                    liquidity=_TAKER,
+                    fee=tfee,
+                    trade_id=trade_id,
+                    venue=venue,
+                )
+            )
+            history.append(trade)
+            if jtrades is not None:
+                jtrades.append(trade)
+            trade_id += 1
+            s.volume += q
+            s.notional += n * unit
+            s.trade_count += 1
+            s.last_price = px
+            if m[3]:
+                if len(mrec[4]) == 1:
+                    mrec[4].append(("partially_filled", ""))
+            else:
+                mrec[4].append(("filled", ""))
+                self._close(m)
+        self._next_trade = trade_id
+        life = taker[8][4]
+        if taker[6] == 2:
+            life.append(("filled", ""))
+        elif life[-1][0] != "partially_filled":
+            life.append(("partially_filled", ""))
+
+    def _close(self, o: list[Any]) -> None:
+        """A book order left the book (filled/canceled/expired/replaced away): keep it for queries."""
+        rec = o[8]
+        cid = rec[1]
+        key = (o[4], cid)
+        if cid and self._by_client.get(key) is o:
+            del self._by_client[key]
+        oid = o[0]
+        closed = self._closed
+        closed[oid] = o
+        self._closed_ids.append(oid)
+        if cid:
+            self._closed_cid[key] = oid
+        if len(self._closed_ids) > self.closed_history:
+            old = self._closed_ids.popleft()
+            gone = closed.pop(old, None)
+            if gone is not None:
+                k = (gone[4], gone[8][1])
+                if self._closed_cid.get(k) == old:
+                    del self._closed_cid[k]
+
+    # --- cancel / replace -------------------------------------------------------------------------------
+    def _find_live(self, s: _SymbolState, owner: str | None, client_id: str | None, order_id: int | None) -> Any:
+        if order_id is not None:
+            o = s.book.orders.get(order_id)
+            if o is not None and (owner is None or o[4] == owner):
+                return o
+            return None
+        if client_id and owner is not None:
+            o = self._by_client.get((owner, client_id))
+            if o is not None and o[8][0].symbol == s.inst.symbol:
+                return o
+        return None
+
+    def _cancel_rejected(self, symbol: str, owner: str | None, client_id: str | None, order_id: int | None,
+                         reason: str) -> None:
+        ev = CancelRejected(
+            symbol=symbol,
+            order_id=order_id,
+            client_id=client_id or "",
+            owner=owner or "",
+            reason=reason,
+            venue=self.venue,
+        )
+        self._out.append(ev)
+        if self.journal is not None:
+            self.journal.events.append(ev)
+        self._drain()
+
+    def cancel(
+        self,
+        symbol: str,
+        *,
+        owner: str | None,
+        client_id: str | None = None,
+        order_id: int | None = None,
+        reason: str = "",
+    ) -> bool:
+        """Cancel a live order by id or by (owner, client id). ``owner=None`` matches any owner (the
+        operator and the kill switch). False (and a ``CancelRejected``) if it is not live."""
+        self.ops += 1
+        s = self._s.get(symbol)
+        o = None if s is None else self._find_live(s, owner, client_id, order_id)
+        if o is None:
+            self._cancel_rejected(symbol, owner, client_id, order_id, R_UNKNOWN_SYMBOL if s is None else R_NOT_OPEN)
+            return False
+        self._cancel_order(s, o, reason or "canceled")
+        self._dirty.add(symbol)
+        self._drain()
+        return True
+
+    def _cancel_order(self, s: _SymbolState, o: list[Any], reason: str) -> int:
+        q = s.book.cancel(o[0])
+        rec = o[8]
+        rec[3] = reason
+        rec[4].append(("canceled", reason))
+        ev = OrderCanceled(
+            symbol=s.inst.symbol,
+            order_id=o[0],
+            client_id=rec[1],
+            owner=o[4],
+            side=_SIDES[o[1]],
+            price=o[2],
+            canceled_qty=q,
+            filled_qty=o[5],
+            status=_CANCELED,
+            reason=reason,
+            venue=self.venue,
+        )
+        self._out.append(ev)
+        jr = self.journal
+        if jr is not None:
+            jr.events.append(ev)
+            jr.orders[o[0]] = o
+        self._close(o)
+        return q
+
+    def cancel_all(self, *, owner: str | None = None, symbol: str | None = None, reason: str = "") -> list[CancelResult]:
+        """Cancel every live order of ``owner`` (None: everyone's) on ``symbol`` (None: every symbol)."""
+        results: list[CancelResult] = []
+        why = reason or "cancel all"
+        for sym, s in self._s.items():
+            if symbol is not None and sym != symbol:
+                continue
+            victims = [o for o in s.book.orders.values() if owner is None or o[4] == owner]
+            for o in victims:
+                self._cancel_order(s, o, why)
+                results.append(CancelResult(self.venue, sym, o[0], o[8][1], o[4], True, why))
+            if victims:
+                self._dirty.add(sym)
+        self.ops += 1
+        self._drain()
+        return results
+
+    def replace(
+        self,
+        symbol: str,
+        *,
+        owner: str | None,
+        client_id: str | None = None,
+        order_id: int | None = None,
+        new_client_id: str = "",
+        price: int | None,
+        qty: int,
+    ) -> SubmitResult:
+        """Amend a live order: ``price`` (None keeps it) and ``qty``, the new *open* (leaves) quantity.
+
+        Same price and a quantity not above the current leaves keeps time priority; anything else
+        loses it (the order goes to the back of its new level, and may trade if the new price
+        crosses; a post-only order whose new price would cross is refused instead). ``new_client_id``
+        ("" keeps the old one) becomes the order's client id. A refusal publishes ``CancelRejected``
+        and returns status REJECTED with the reason; the order is untouched.
+        """
+        self.ops += 1
+        s = self._s.get(symbol)
+        o = None if s is None else self._find_live(s, owner, client_id, order_id)
+        oid = order_id if o is None else o[0]
+
+        def refuse(reason: str) -> SubmitResult:
+            self._cancel_rejected(symbol, owner, client_id, order_id, reason)
+            if o is None:
+                return SubmitResult(oid, _REJECTED, reason, 0, 0)
+            return SubmitResult(oid, _REJECTED, reason, o[5], o[3])
+
+        if s is None:
+            return refuse(R_UNKNOWN_SYMBOL)
+        if o is None:
+            return refuse(R_UNKNOWN)
+        if type(qty) is not int or qty <= 0:
+            return refuse(R_QTY)
+        if price is not None and (type(price) is not int or price <= 0):
+            return refuse(R_PRICE)
+        rec = o[8]
+        req: OrderRequest = rec[0]
+        old_cid = rec[1]
+        new_cid = new_client_id or old_cid
+        if new_cid != old_cid and (o[4], new_cid) in self._by_client:
+            return refuse(R_DUP_CLIENT_ID)
+        book = s.book
+        if req.post_only and price is not None and price != o[2] and book.would_cross(o[1], price):
+            return refuse("post-only order would cross")
+        r = book.replace(o[0], price, qty)
+        if isinstance(r, str):
+            return refuse(r)
+        kept = r is o
+        # re-key the client id (the order list may be a new one)
+        if old_cid and self._by_client.get((o[4], old_cid)) is o:
+            del self._by_client[(o[4], old_cid)]
+        rec[1] = new_cid
+        rec[2] = o[5] + qty  # total = what was filled before + the new open quantity
+        rec[4].append(("replaced", "" if kept else "lost priority"))
+        ev = OrderReplaced(
+            symbol=symbol,
+            order_id=o[0],
+            client_id=new_cid,
+            orig_client_id=old_cid,
+            owner=o[4],
+            side=_SIDES[o[1]],
+            price=r[2],
+            qty=qty,
+            kept_priority=kept,
+            venue=self.venue,
+        )
+        self._out.append(ev)
+        jr = self.journal
+        if jr is not None:
+            jr.events.append(ev)
+        if book.fills:
+            self._executions(s, r, qty)
+        status = r[6]
+        reason = ""
+        if status <= 1:
+            if new_cid:
+                self._by_client[(o[4], new_cid)] = r
+        else:
+            if status == 3:  # STP canceled the rest of the amended order
+                reason = rec[3] = book.reason
+                rec[4].append(("canceled", reason))
+                ev2 = OrderCanceled(
+                    symbol=symbol,
+                    order_id=o[0],
+                    client_id=new_cid,
+                    owner=o[4],
+                    side=_SIDES[o[1]],
+                    price=r[2],
+                    canceled_qty=r[3],
+                    filled_qty=r[5],
+                    status=_CANCELED,
+                    reason=reason,
+                    venue=self.venue,
+                )
+                self._out.append(ev2)
+                if jr is not None:
+                    jr.events.append(ev2)
+            self._close(r)
+        if jr is not None:
+            jr.orders[o[0]] = r
+        self._dirty.add(symbol)
+        self._drain()
+        return SubmitResult(o[0], _STATUS[status], reason, r[5], r[3] if status <= 1 else 0)
+
+    # --- queries ------------------------------------------------------------------------------------------
+    def open_orders(self, *, owner: str | None = None, symbol: str | None = None) -> list[OpenOrder]:
+        out: list[OpenOrder] = []
+        for sym, s in self._s.items():
+            if symbol is not None and sym != symbol:
+                continue
+            for o in s.book.orders.values():
+                if owner is None or o[4] == owner:
+                    out.append(OpenOrder(self.venue, sym, o[0], o[8][1], o[4], _SIDES[o[1]], o[2], o[3], o[5]))
+        return out
+
+    def order(
+        self, symbol: str, *, owner: str | None = None, client_id: str | None = None, order_id: int | None = None
+    ) -> OrderView | None:
+        s = self._s.get(symbol)
+        if s is None:
+            return None
+        o = self._find_live(s, owner, client_id, order_id)
+        if o is None:
+            if order_id is None and client_id and owner is not None:
+                order_id = self._closed_cid.get((owner, client_id))
+            o = None if order_id is None else self._closed.get(order_id)
+            if o is None or o[8][0].symbol != symbol or (owner is not None and o[4] != owner):
+                return None
+        rec = o[8]
+        req: OrderRequest = rec[0]
+        status = o[6]
+        live = status <= 1
+        return OrderView(
+            order_id=o[0],
+            symbol=symbol,
+            side=req.side,
+            type=req.type,
+            tif=req.tif,
+            price=o[2],
+            qty=rec[2],
+            filled_qty=o[5],
+            leaves_qty=o[3] if live else 0,
+            status=_STATUS[status],
+            reason=rec[3],
+            owner=o[4],
+            client_id=rec[1],
+            post_only=req.post_only,
+            venue=req.venue,
+            lifecycle=tuple(rec[4]),
+        )
+
+    def bbo(self, symbol: str) -> BBO:
+        bp, bq, ap, aq = self._s[symbol].book.bbo()
+        return BBO(symbol=symbol, bid_px=bp, bid_qty=bq, ask_px=ap, ask_qty=aq, venue=self.venue)
+
+    def depth(self, symbol: str, levels: int = 20) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+        bids, asks = self._s[symbol].book.depth(levels)
+        return tuple(bids), tuple(asks)
+
+    def recent_trades(self, symbol: str, n: int = 100) -> list[Trade]:
+        """The last ``n`` trades (oldest first), from the in-memory ring buffer."""
+        trades = self._s[symbol].trades
+        if n >= len(trades):
+            return list(trades)
+        return list(trades)[len(trades) - n :] if n > 0 else []
+
+    def last_trade(self, symbol: str) -> Trade | None:
+        trades = self._s[symbol].trades
+        return trades[-1] if trades else None
+
+    def stats(self, symbol: str) -> dict[str, Any]:
+        """Volume (lots and base units), notional, trade count, accepted orders, orders/s (measured
+        between calls at least a second apart on the bus clock), last price, open orders."""
+        s = self._s[symbol]
+        inst = s.inst
+        now = self.bus.clock.monotonic()
+        if s.rate_at is None:
+            s.rate_at = now
+            s.rate_orders = s.orders
+        elif now - s.rate_at >= 1.0:
+            s.rate = (s.orders - s.rate_orders) / (now - s.rate_at)
+            s.rate_at = now
+            s.rate_orders = s.orders
+        bp, bq, ap, aq = s.book.bbo()
+        return {
+            "volume_lots": s.volume,
+            "volume": inst.qty(s.volume),
+            "notional": round(s.notional, 8),
+            "trade_count": s.trade_count,
+            "orders": s.orders,
+            "orders_per_s": round(s.rate, 3),
+            "open_orders": len(s.book.orders),
+            "last_price": s.last_price,
+            "bid_px": bp,
+            "bid_qty": bq,
+            "ask_px": ap,
+            "ask_qty": aq,
+        }
+
+    # --- restore ------------------------------------------------------------------------------------------
+    def _restore(self, restored: Any) -> None:
+        """Put the journal's resting orders back (in priority order) and its trade history."""
+        for row in restored.orders:
+            s = self._s.get(row.symbol)
+            if s is None:
+                log.warning("journal: order %d on unknown symbol %s dropped", row.order_id, row.symbol)
+                continue
+            req = OrderRequest(
+                symbol=row.symbol,
+                side=Side(row.side),
+                qty=row.qty,
+                price=row.price,
+                type=OrderType(row.type),
+                tif=TimeInForce(row.tif),
+                post_only=row.post_only,
+                client_id=row.client_id,
+                owner=row.owner,
+                venue=row.venue,
+            )
+            rec = [req, row.client_id, row.qty, row.reason, [("restored", row.status)]]
+            o = s.book.restore(
+                row.order_id, 0 if row.side == "buy" else 1, row.price, row.leaves, row.owner, row.filled, row.prio, rec
+            )
+            if row.client_id:
+                self._by_client[(row.owner, row.client_id)] = o
+        for t in restored.trades:
+            s = self._s.get(t.symbol)
+            if s is not None:
+                s.trades.append(t)
+                s.last_price = t.price
+        for sym, (volume, count, notional) in restored.totals.items():
+            s = self._s.get(sym)
+            if s is not None:
+                s.volume, s.trade_count, s.notional = volume, count, notional
+        self._next_id = max(self._next_id, restored.next_order_id)
+        self._next_trade = max(self._next_trade, restored.next_trade_id)

@@ -1,0 +1,396 @@
+"""The matching engine's journal: SQLite (aiosqlite, WAL), written in batches off the hot path.
+
+The engine records synchronously and cheaply, into three in-memory buffers owned by this object:
+
+* ``orders``: order id -> the book's order list, for every order whose state changed (last write wins);
+* ``events``: the lifecycle events it published (accepted, rejected, canceled/expired, replaced,
+  cancel-rejected), in publish order;
+* ``trades``: the ``Trade`` events, in trade-id order.
+
+A writer task wakes when there is something to write, takes a *snapshot* of all three buffers in
+one synchronous step on the event loop (so the snapshot sits exactly between two engine operations),
+and writes it as ONE transaction: order rows upserted with their state at that instant, events and
+trades appended, the id counters in ``meta``. While the thread writes, new operations accumulate for
+the next batch (group commit).
+
+Tables: ``orders`` (one row per order: its latest state, including resting priority ``prio``),
+``order_events`` (append-only lifecycle log), ``trades`` (append-only), ``meta``.
+
+Restore: the resting orders (status new/partially_filled, leaves > 0) ordered by ``prio`` — the
+book's time priority — and the last ``trade_history`` trades per symbol, plus per-symbol totals and
+the next order/trade ids.
+
+The guarantee ("acknowledged" = journaled):
+  Batches are committed in order and each is atomic, so the database always holds a *prefix* of the
+  engine's operation history: after a crash the restored books are exactly the books as they were
+  after some operation k, never a mix. ``await journal.flush()`` (``engine.flush()``) returns once
+  every operation performed before the call is committed. An order or trade is *acknowledged* when a
+  flush issued after it has returned; the REST API and the matching venue (FIX gateway) flush before
+  they answer. With ``synchronous=NORMAL`` (the default) in WAL mode a committed transaction survives
+  the process being killed (SIGKILL, crash) — it is in the OS page cache/WAL file — but the last
+  transactions may be lost if the *machine* loses power; ``sync="full"`` makes every commit fsync
+  and survive power loss as well. Bus events are published before they are journaled: an in-process
+  subscriber may see an operation that a crash then loses (it dies with the process too); anything
+  that leaves the process must flush first.
+
+If a write fails (disk full, I/O error) the journal marks itself ``failed``, the engine reports
+``degraded`` and ``flush()`` raises :class:`JournalError`, so nothing more is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from engines.marketdata import Trade
+from engines.matching.book import STATUS_NAMES
+from engines.orders import (
+    CancelRejected,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    OrderReplaced,
+    Side,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    order_id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL, type TEXT NOT NULL,
+    tif TEXT NOT NULL, post_only INTEGER NOT NULL, price INTEGER, qty INTEGER NOT NULL,
+    filled INTEGER NOT NULL, leaves INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+    client_id TEXT NOT NULL, owner TEXT NOT NULL, venue TEXT NOT NULL, prio INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_resting ON orders (prio) WHERE status IN ('new', 'partially_filled');
+CREATE TABLE IF NOT EXISTS order_events (
+    id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, ts INTEGER NOT NULL, kind TEXT NOT NULL,
+    symbol TEXT NOT NULL, order_id INTEGER, client_id TEXT NOT NULL, owner TEXT NOT NULL,
+    status TEXT NOT NULL, price INTEGER, qty INTEGER NOT NULL, reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trades (
+    trade_id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, symbol TEXT NOT NULL, price INTEGER NOT NULL,
+    qty INTEGER NOT NULL, aggressor TEXT NOT NULL, maker_order_id INTEGER NOT NULL,
+    taker_order_id INTEGER NOT NULL, maker_owner TEXT NOT NULL, taker_owner TEXT NOT NULL,
+    maker_fee REAL NOT NULL, taker_fee REAL NOT NULL, venue TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trades_symbol ON trades (symbol, trade_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class JournalError(RuntimeError):
+    """The journal cannot write: nothing more can be acknowledged."""
+
+
+@dataclass(frozen=True, slots=True)
+class RestingRow:
+    order_id: int
+    symbol: str
+    side: str
+    type: str
+    tif: str
+    post_only: bool
+    price: int
+    qty: int
+    filled: int
+    leaves: int
+    status: str
+    reason: str
+    client_id: str
+    owner: str
+    venue: str
+    prio: int
+
+
+@dataclass
+class Restored:
+    orders: list[RestingRow] = field(default_factory=list)  # in priority order
+    trades: list[Trade] = field(default_factory=list)  # oldest first, per symbol at most trade_history
+    totals: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # volume lots, count, notional
+    next_order_id: int = 1
+    next_trade_id: int = 1
+
+
+class Journal:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        sync: str = "normal",
+        trade_history: int = 10_000,
+        units: dict[str, float] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.sync = sync
+        self.trade_history = trade_history
+        self.units = units or {}  # symbol -> tick size * lot size (for restored notional totals)
+        # the engine writes these three directly (cheap, synchronous)
+        self.orders: dict[int, list[Any]] = {}
+        self.events: list[Any] = []
+        self.trades: list[Trade] = []
+        self._db: aiosqlite.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._snap_gen = 0  # batches snapshotted
+        self._done_gen = 0  # batches committed
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._closing = False
+        self.failed: str | None = None
+        self.batches = 0
+        self.rows = 0
+        self.next_ids = (1, 1)  # (next order id, next trade id) as last written
+        self.id_source: Any = None  # the engine: read its counters at snapshot time
+
+    # --- open / restore -------------------------------------------------------------------------------
+    async def open(self) -> Restored:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(self.path)
+        self._db = db
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
+        await db.executescript(SCHEMA)
+        await db.commit()
+        out = Restored()
+        async with db.execute(
+            "SELECT order_id, symbol, side, type, tif, post_only, price, qty, filled, leaves, status, reason,"
+            " client_id, owner, venue, prio FROM orders"
+            " WHERE status IN ('new', 'partially_filled') AND leaves > 0 ORDER BY prio"
+        ) as cur:
+            async for r in cur:
+                out.orders.append(RestingRow(*r[:5], bool(r[5]), *r[6:]))  # type: ignore[arg-type]
+        async with db.execute(
+            "SELECT trade_id, ts, symbol, price, qty, aggressor, maker_order_id, taker_order_id, maker_owner,"
+            " taker_owner, maker_fee, taker_fee, venue FROM ("
+            "  SELECT *, ROW_NUMBER() OVER (PARTITION BY symbol ORDER BY trade_id DESC) AS rn FROM trades"
+            ") WHERE rn <= ? ORDER BY trade_id",
+            (self.trade_history,),
+        ) as cur:
+            async for r in cur:
+                out.trades.append(
+                    Trade(
+                        ts=r[1],
+                        symbol=r[2],
+                        trade_id=r[0],
+                        price=r[3],
+                        qty=r[4],
+                        aggressor=Side(r[5]),
+                        maker_order_id=r[6],
+                        taker_order_id=r[7],
+                        maker_owner=r[8],
+                        taker_owner=r[9],
+                        maker_fee=r[10],
+                        taker_fee=r[11],
+                        venue=r[12],
+                    )
+                )
+        async with db.execute(
+            "SELECT symbol, SUM(qty), COUNT(*), SUM(price * qty) FROM trades GROUP BY symbol"
+        ) as cur:
+            async for sym, vol, count, pq in cur:
+                out.totals[sym] = (int(vol), int(count), float(pq) * self.units.get(sym, 0.0))
+        meta: dict[str, int] = {}
+        async with db.execute("SELECT key, value FROM meta") as cur:
+            async for k, v in cur:
+                meta[k] = v
+        async with db.execute("SELECT COALESCE(MAX(order_id), 0) FROM orders") as cur:
+            row = await cur.fetchone()
+            max_order = row[0] if row else 0
+        async with db.execute("SELECT COALESCE(MAX(trade_id), 0) FROM trades") as cur:
+            row = await cur.fetchone()
+            max_trade = row[0] if row else 0
+        out.next_order_id = max(meta.get("next_order_id", 1), max_order + 1)
+        out.next_trade_id = max(meta.get("next_trade_id", 1), max_trade + 1)
+        self.next_ids = (out.next_order_id, out.next_trade_id)
+        log.info(
+            "matching journal %s: restored %d resting orders, %d trades", self.path, len(out.orders), len(out.trades)
+        )
+        return out
+
+    def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._writer(), name="matching-journal")
+
+    # --- writing ----------------------------------------------------------------------------------------
+    @property
+    def pending(self) -> bool:
+        return bool(self.orders or self.events or self.trades)
+
+    def _snapshot(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], tuple[int, int]]:
+        """Rows for everything recorded so far, as of now (synchronous: between two operations)."""
+        orders, self.orders = self.orders, {}
+        events, self.events = self.events, []
+        trades, self.trades = self.trades, []
+        order_rows = []
+        for oid, o in orders.items():
+            rec = o[8]
+            req = rec[0]
+            status = o[6]
+            live = status <= 1
+            order_rows.append(
+                (
+                    oid,
+                    req.symbol,
+                    req.side.value,
+                    req.type.value,
+                    req.tif.value,
+                    int(req.post_only),
+                    o[2],
+                    rec[2],
+                    o[5],
+                    o[3] if live else 0,
+                    STATUS_NAMES[status],
+                    rec[3],
+                    rec[1],
+                    o[4],
+                    req.venue,
+                    o[7],
+                )
+            )
+        event_rows = [_event_row(ev) for ev in events]
+        trade_rows = [
+            (
+                t.trade_id,
+                t.ts,
+                t.symbol,
+                t.price,
+                t.qty,
+                t.aggressor.value,
+                t.maker_order_id,
+                t.taker_order_id,
+                t.maker_owner,
+                t.taker_owner,
+                t.maker_fee,
+                t.taker_fee,
+                t.venue,
+            )
+            for t in trades
+        ]
+        src = self.id_source
+        ids = (src._next_id, src._next_trade) if src is not None else self.next_ids
+        return order_rows, event_rows, trade_rows, ids
+
+    async def _write(self, order_rows: list[Any], event_rows: list[Any], trade_rows: list[Any], ids: tuple[int, int]) -> None:
+        db = self._db
+        assert db is not None
+        if order_rows:
+            await db.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", order_rows)
+        if event_rows:
+            await db.executemany(
+                "INSERT INTO order_events (seq, ts, kind, symbol, order_id, client_id, owner, status, price, qty,"
+                " reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                event_rows,
+            )
+        if trade_rows:
+            await db.executemany("INSERT INTO trades VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", trade_rows)
+        await db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)", [("next_order_id", ids[0]), ("next_trade_id", ids[1])]
+        )
+        await db.commit()
+        self.next_ids = ids
+        self.rows += len(order_rows) + len(event_rows) + len(trade_rows)
+
+    async def _writer(self) -> None:
+        assert self._wake is not None
+        while True:
+            if not self.pending:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            self._snap_gen += 1
+            gen = self._snap_gen
+            batch = self._snapshot()
+            try:
+                await self._write(*batch)
+            except Exception as exc:  # the disk said no: stop acknowledging
+                self.failed = f"{type(exc).__name__}: {exc}"
+                log.exception("matching journal write failed; orders are no longer acknowledged")
+                self._release(JournalError(self.failed))
+                return
+            self._done_gen = gen
+            self.batches += 1
+            self._release(None)
+
+    def _release(self, error: Exception | None) -> None:
+        keep = []
+        for gen, fut in self._waiters:
+            if fut.done():
+                continue
+            if error is not None:
+                fut.set_exception(error)
+            elif gen <= self._done_gen:
+                fut.set_result(None)
+            else:
+                keep.append((gen, fut))
+        self._waiters = keep
+
+    def poke(self) -> None:
+        if self._wake is not None and not self._wake.is_set():
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Return once everything recorded before this call is committed."""
+        if self.failed is not None:
+            raise JournalError(self.failed)
+        # what must be committed: the pending records go into the next snapshot; otherwise the batch
+        # in flight (if any)
+        need = self._snap_gen + 1 if self.pending else self._snap_gen
+        if need <= self._done_gen:
+            return
+        if self._task is None or self._task.done():
+            raise JournalError(self.failed or "journal is not running")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((need, fut))
+        self.poke()
+        await fut
+
+    async def close(self) -> None:
+        """Write what is pending, then close the database."""
+        self._closing = True
+        self.poke()
+        if self._task is not None:
+            try:
+                await self._task
+            except Exception:
+                log.exception("matching journal writer failed on close")
+            self._task = None
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "batches": self.batches,
+            "rows": self.rows,
+            "backlog": len(self.orders) + len(self.events) + len(self.trades),
+            "failed": self.failed,
+        }
+
+
+def _event_row(ev: Any) -> tuple[Any, ...]:
+    kind = type(ev).__name__
+    if isinstance(ev, OrderAccepted):
+        return (ev.seq, ev.ts, kind, ev.symbol, ev.order_id, ev.client_id, ev.owner, "new", ev.price, ev.qty, "")
+    if isinstance(ev, OrderCanceled):
+        return (
+            ev.seq, ev.ts, kind, ev.symbol, ev.order_id, ev.client_id, ev.owner, ev.status.value, ev.price,
+            ev.canceled_qty, ev.reason,
+        )
+    if isinstance(ev, OrderReplaced):
+        return (
+            ev.seq, ev.ts, kind, ev.symbol, ev.order_id, ev.client_id, ev.owner,
+            "kept_priority" if ev.kept_priority else "lost_priority", ev.price, ev.qty, ev.orig_client_id,
+        )
+    if isinstance(ev, OrderRejected):
+        return (ev.seq, ev.ts, kind, ev.symbol, None, ev.client_id, ev.owner, "rejected", ev.price, ev.qty, ev.reason)
+    if isinstance(ev, CancelRejected):
+        return (ev.seq, ev.ts, kind, ev.symbol, ev.order_id, ev.client_id, ev.owner, "cancel_rejected", None, 0, ev.reason)
+    return (ev.seq, ev.ts, kind, getattr(ev, "symbol", ""), None, "", "", "", None, 0, "")

@@ -1,0 +1,261 @@
+"""The matching engine's public API: exact bus events, fees, lookups, conflation, re-entrancy, venue."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from engines.bus import Bus
+from engines.clock import ManualClock
+from engines.config import DeskConfig
+from engines.events import Event
+from engines.instruments import Instrument
+from engines.marketdata import BBO, Depth, Trade
+from engines.matching.engine import MatchingEngine, SubmitResult
+from engines.orders import (
+    CancelRejected,
+    Fill,
+    Liquidity,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    OrderReplaced,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from engines.runtime import Desk
+
+BTC = Instrument("BTC-USD", Decimal("0.5"), Decimal("0.001"), 1, "BTC", "USD")
+ETH = Instrument("ETH-USD", Decimal("0.05"), Decimal("0.01"), 2, "ETH", "USD")
+
+
+class Recorder:
+    def __init__(self, bus: Bus) -> None:
+        self.events: list[Event] = []
+        bus.subscribe(Event, self.events.append)
+
+    def take(self, *types: type) -> list[Any]:
+        out = [e for e in self.events if not types or isinstance(e, types)]
+        self.events.clear()
+        return out
+
+
+@pytest.fixture
+def bus() -> Bus:
+    return Bus(ManualClock())
+
+
+@pytest.fixture
+def engine(bus: Bus) -> MatchingEngine:
+    return MatchingEngine(bus, {"BTC-USD": BTC, "ETH-USD": ETH}, maker_fee_bps=1.0, taker_fee_bps=2.5, trade_history=3)
+
+
+def req(side: Side, price: int | None, qty: int, owner: str = "a", cid: str = "", **kw: Any) -> OrderRequest:
+    typ = OrderType.MARKET if price is None else OrderType.LIMIT
+    return OrderRequest(symbol=kw.pop("symbol", "BTC-USD"), side=side, price=price, qty=qty, type=typ,
+                        owner=owner, client_id=cid, **kw)
+
+
+def test_resting_order_events_and_market_data(bus: Bus, engine: MatchingEngine) -> None:
+    rec = Recorder(bus)
+    res = engine.submit(req(Side.BUY, 130_000, 50, cid="b1"))
+    assert res == SubmitResult(1, OrderStatus.NEW, "", 0, 50)
+    acc, bbo, depth = rec.take()
+    assert isinstance(acc, OrderAccepted)
+    assert (acc.order_id, acc.client_id, acc.owner, acc.side, acc.price, acc.qty, acc.venue) == (
+        1, "b1", "a", Side.BUY, 130_000, 50, "sim")
+    assert isinstance(bbo, BBO) and (bbo.bid_px, bbo.bid_qty, bbo.ask_px, bbo.ask_qty) == (130_000, 50, None, 0)
+    assert isinstance(depth, Depth) and depth.bids == ((130_000, 50),) and depth.asks == () and depth.book_seq == 1
+    # a change that leaves BBO and depth as they were publishes no market data
+    engine.submit(req(Side.SELL, 131_000, 5, owner="x", post_only=True))
+    engine.cancel("BTC-USD", owner="x", order_id=2)
+    assert [type(e) for e in rec.take()] == [OrderAccepted, BBO, Depth, OrderCanceled, BBO, Depth]
+    assert engine.submit(req(Side.BUY, 129_000, 1)).status is OrderStatus.NEW
+    assert [type(e) for e in rec.take()] == [OrderAccepted, Depth]  # BBO unchanged: not republished
+
+
+def test_trade_and_fills_with_fees(bus: Bus, engine: MatchingEngine) -> None:
+    engine.submit(req(Side.SELL, 130_000, 30, owner="maker", cid="s1"))
+    rec = Recorder(bus)
+    res = engine.submit(req(Side.BUY, 130_001, 50, owner="taker", cid="t1", tif=TimeInForce.IOC))
+    assert res == SubmitResult(2, OrderStatus.EXPIRED, "IOC: unfilled quantity expired", 30, 0)
+    acc, trade, fmaker, ftaker, expired = rec.take(OrderAccepted, Trade, Fill, OrderCanceled)
+    assert isinstance(acc, OrderAccepted)
+    # notional = 130000 ticks * 0.5 * 30 lots * 0.001 = 1950 USD; maker 1 bp, taker 2.5 bp
+    assert (trade.trade_id, trade.price, trade.qty, trade.aggressor) == (1, 130_000, 30, Side.BUY)
+    assert (trade.maker_order_id, trade.taker_order_id, trade.maker_owner, trade.taker_owner) == (1, 2, "maker", "taker")
+    assert (trade.maker_fee, trade.taker_fee) == (0.195, 0.4875)
+    assert (fmaker.order_id, fmaker.client_id, fmaker.side, fmaker.qty, fmaker.leaves_qty, fmaker.liquidity,
+            fmaker.fee, fmaker.trade_id) == (1, "s1", Side.SELL, 30, 0, Liquidity.MAKER, 0.195, 1)
+    assert (ftaker.order_id, ftaker.client_id, ftaker.side, ftaker.qty, ftaker.leaves_qty, ftaker.liquidity,
+            ftaker.fee) == (2, "t1", Side.BUY, 30, 20, Liquidity.TAKER, 0.4875)
+    assert (expired.status, expired.canceled_qty, expired.filled_qty, expired.reason) == (
+        OrderStatus.EXPIRED, 20, 30, "IOC: unfilled quantity expired")
+    assert engine.recent_trades("BTC-USD", 10) == [trade]
+    st = engine.stats("BTC-USD")
+    assert (st["volume_lots"], st["volume"], st["notional"], st["trade_count"], st["orders"], st["last_price"]) == (
+        30, Decimal("0.030"), 1950.0, 1, 2, 130_000)
+    view = engine.order("BTC-USD", owner="maker", client_id="s1")
+    assert view is not None and view.status is OrderStatus.FILLED and view.filled_qty == 30
+    assert view.lifecycle == (("new", ""), ("filled", ""))
+    view = engine.order("BTC-USD", order_id=2)
+    assert view is not None and view.lifecycle == (
+        ("new", ""), ("partially_filled", ""), ("expired", "IOC: unfilled quantity expired"))
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason"),
+    [
+        (req(Side.BUY, 100, 1, symbol="NOPE"), "unknown symbol"),
+        (req(Side.BUY, 100, 1, symbol="ETH-USD"), "quantity below minimum of 2 lots"),
+        (req(Side.BUY, 100, 0), "quantity must be a positive integer number of lots"),
+        (OrderRequest(symbol="BTC-USD", side=Side.BUY, price=100.5, qty=1), "price must be a positive integer number of ticks"),  # type: ignore[arg-type]
+        (OrderRequest(symbol="BTC-USD", side=Side.BUY, price=None, qty=1), "limit order needs a price"),
+        (OrderRequest(symbol="BTC-USD", side=Side.BUY, price=5, qty=1, type=OrderType.MARKET),
+         "market order must not have a price"),
+    ],
+)
+def test_rejects_name_the_reason(bus: Bus, engine: MatchingEngine, request_: OrderRequest, reason: str) -> None:
+    rec = Recorder(bus)
+    res = engine.submit(request_)
+    assert res == SubmitResult(None, OrderStatus.REJECTED, reason, 0, 0)
+    (ev,) = rec.take()
+    assert isinstance(ev, OrderRejected) and ev.reason == reason and ev.source == "sim"
+
+
+def test_duplicate_client_id_and_post_only(bus: Bus, engine: MatchingEngine) -> None:
+    engine.submit(req(Side.SELL, 100, 5, cid="x"))
+    assert engine.submit(req(Side.SELL, 101, 5, cid="x")).reason == "duplicate client_id for this owner"
+    assert engine.submit(req(Side.SELL, 101, 5, owner="b", cid="x")).status is OrderStatus.NEW  # other owner
+    res = engine.submit(req(Side.BUY, 100, 5, owner="c", post_only=True))
+    assert (res.status, res.reason) == (OrderStatus.REJECTED, "post-only order would cross")
+
+
+def test_cancel_by_client_id_and_by_id(bus: Bus, engine: MatchingEngine) -> None:
+    engine.submit(req(Side.BUY, 100, 5, cid="c1"))
+    engine.submit(req(Side.BUY, 99, 5, cid="c2"))
+    rec = Recorder(bus)
+    assert engine.cancel("BTC-USD", owner="a", client_id="c1", reason="operator")
+    (ev,) = rec.take(OrderCanceled)
+    assert (ev.order_id, ev.client_id, ev.canceled_qty, ev.status, ev.reason) == (1, "c1", 5, OrderStatus.CANCELED, "operator")
+    assert not engine.cancel("BTC-USD", owner="a", client_id="c1")
+    assert not engine.cancel("BTC-USD", owner="zz", order_id=2)  # not the owner's
+    rej = rec.take(CancelRejected)
+    assert [(r.client_id, r.order_id, r.reason) for r in rej] == [("c1", None, "order not open"), ("", 2, "order not open")]
+    assert engine.cancel("BTC-USD", owner=None, order_id=2)  # operator / kill switch: any owner
+    assert engine.open_orders() == []
+    # the client id is free again once the order is closed
+    assert engine.submit(req(Side.BUY, 100, 5, cid="c1")).status is OrderStatus.NEW
+
+
+def test_replace_priority_and_client_id(bus: Bus, engine: MatchingEngine) -> None:
+    engine.submit(req(Side.SELL, 100, 5, owner="a", cid="a1"))
+    engine.submit(req(Side.SELL, 100, 5, owner="b", cid="b1"))
+    rec = Recorder(bus)
+    res = engine.replace("BTC-USD", owner="a", client_id="a1", new_client_id="a2", price=None, qty=3)
+    assert res == SubmitResult(1, OrderStatus.NEW, "", 0, 3)
+    (ev,) = rec.take(OrderReplaced)
+    assert (ev.order_id, ev.client_id, ev.orig_client_id, ev.price, ev.qty, ev.kept_priority) == (1, "a2", "a1", 100, 3, True)
+    assert engine.order("BTC-USD", owner="a", client_id="a2").qty == 3  # type: ignore[union-attr]
+    assert engine.order("BTC-USD", owner="a", client_id="a1") is None
+    res = engine.replace("BTC-USD", owner="b", client_id="b1", new_client_id="", price=None, qty=6)
+    (ev,) = rec.take(OrderReplaced)
+    assert ev.kept_priority is False and ev.client_id == "b1"
+    engine.submit(req(Side.BUY, 100, 4, owner="t"))
+    fills = [f for f in rec.take(Fill) if f.liquidity is Liquidity.MAKER]
+    assert [(f.order_id, f.qty) for f in fills] == [(1, 3), (2, 1)]  # a kept its place, b went behind
+    bad = engine.replace("BTC-USD", owner="a", order_id=99, new_client_id="q", price=None, qty=1)
+    assert (bad.status, bad.reason) == (OrderStatus.REJECTED, "unknown order")
+    assert isinstance(rec.take()[0], CancelRejected)
+
+
+def test_replace_post_only_that_would_cross_is_refused(engine: MatchingEngine) -> None:
+    engine.submit(req(Side.SELL, 100, 5, owner="m"))
+    engine.submit(req(Side.BUY, 98, 5, owner="p", cid="p1", post_only=True))
+    res = engine.replace("BTC-USD", owner="p", client_id="p1", new_client_id="", price=100, qty=5)
+    assert (res.status, res.reason, res.leaves_qty) == (OrderStatus.REJECTED, "post-only order would cross", 5)
+    assert engine.depth("BTC-USD", 5) == (((98, 5),), ((100, 5),))
+
+
+def test_cancel_all_by_owner_and_symbol(engine: MatchingEngine) -> None:
+    engine.submit(req(Side.BUY, 100, 5, owner="bot"))
+    engine.submit(req(Side.BUY, 99, 5, owner="bot", symbol="ETH-USD"))
+    engine.submit(req(Side.BUY, 98, 5, owner="other"))
+    res = engine.cancel_all(owner="bot", symbol="BTC-USD", reason="kill")
+    assert [(r.symbol, r.order_id, r.owner, r.confirmed, r.reason) for r in res] == [("BTC-USD", 1, "bot", True, "kill")]
+    assert [(o.symbol, o.order_id) for o in engine.open_orders(owner="bot")] == [("ETH-USD", 2)]
+    assert len(engine.cancel_all()) == 2 and engine.open_orders() == []
+
+
+def test_stp_cancel_resting_publishes_cancel_of_the_resting_order(bus: Bus, engine: MatchingEngine) -> None:
+    engine.submit(req(Side.SELL, 100, 5, owner="me", cid="mine"))
+    engine.submit(req(Side.SELL, 100, 5, owner="you"))
+    rec = Recorder(bus)
+    res = engine.submit(req(Side.BUY, 100, 5, owner="me"))
+    assert res.status is OrderStatus.FILLED
+    kinds = [(type(e).__name__, getattr(e, "order_id", None)) for e in rec.take(OrderAccepted, OrderCanceled, Trade, Fill)]
+    assert kinds == [("OrderAccepted", 3), ("OrderCanceled", 1), ("Trade", None), ("Fill", 2), ("Fill", 3)]
+    assert engine.order("BTC-USD", owner="me", client_id="mine").reason == "self-trade prevention"  # type: ignore[union-attr]
+
+
+def test_trade_history_is_a_ring_buffer(engine: MatchingEngine) -> None:
+    for i in range(5):
+        engine.submit(req(Side.SELL, 100 + i, 1, owner="m"))
+    engine.submit(req(Side.BUY, None, 5, owner="t"))
+    trades = engine.recent_trades("BTC-USD", 10)
+    assert [t.trade_id for t in trades] == [3, 4, 5]  # trade_history=3
+    assert [t.trade_id for t in engine.recent_trades("BTC-USD", 2)] == [4, 5]
+    assert engine.stats("BTC-USD")["trade_count"] == 5
+
+
+def test_reentrant_subscriber_events_follow_the_outer_call(bus: Bus, engine: MatchingEngine) -> None:
+    """A bot that re-quotes from inside its fill handler: its events come after the whole outer call."""
+    order: list[tuple[str, int]] = []
+
+    def on_fill(f: Fill) -> None:
+        if f.owner == "bot" and f.leaves_qty == 0:
+            engine.submit(req(Side.SELL, 105, 1, owner="bot"))
+
+    bus.subscribe(Fill, on_fill)
+    bus.subscribe(Event, lambda e: order.append((type(e).__name__, getattr(e, "order_id", 0) or 0)))
+    engine.submit(req(Side.SELL, 100, 1, owner="bot"))
+    order.clear()
+    engine.submit(req(Side.BUY, 100, 1, owner="t"))
+    names = [n for n, _ in order if n not in ("BBO", "Depth")]
+    assert names == ["OrderAccepted", "Trade", "Fill", "Fill", "OrderAccepted"]
+    assert engine.bbo("BTC-USD").ask_px == 105
+
+
+async def test_market_data_is_conflated_per_loop_turn(bus: Bus, engine: MatchingEngine) -> None:
+    rec = Recorder(bus)
+    for i in range(10):
+        engine.submit(req(Side.BUY, 100 + i, 1))
+    assert rec.take(BBO, Depth) == []  # nothing yet: published once the loop turns
+    await asyncio.sleep(0)
+    bbo, depth = rec.take(BBO, Depth)
+    assert bbo.bid_px == 109 and len(depth.bids) == 10
+
+
+async def test_service_builds_engine_and_venue_on_the_router(desk_env: Any) -> None:
+    desk = Desk(DeskConfig(), clock=ManualClock()).build(["engines.matching.service:build"])
+    engine = desk.services["matching"]
+    assert isinstance(engine, MatchingEngine) and sorted(engine.symbols) == ["BTC-USD", "ETH-USD"]
+    await desk.start()
+    try:
+        venue = desk.router.venue("sim")
+        assert venue.connected
+        ok = await desk.router.submit(req(Side.BUY, 130_000, 50, owner="bot", cid="q1"))
+        assert ok
+        (oo,) = await venue.open_orders(owner="bot")
+        assert (oo.venue, oo.client_id, oo.price, oo.qty) == ("sim", "q1", 130_000, 50)
+        res = await venue.cancel("BTC-USD", "q1", "bot")
+        assert res.confirmed and res.order_id == oo.order_id
+        assert (desk.data_dir / "matching.sqlite").exists()
+    finally:
+        await desk.stop()

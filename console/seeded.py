@@ -239,7 +239,7 @@ def _fix(desk: Desk) -> None:
                           rate_out=0.4, errors=1))
 
 
-async def start_engines(desk: Desk, names: tuple[str, ...] = ("killswitch",)) -> list[Any]:
+async def start_engines(desk: Desk, names: tuple[str, ...] = ("matching", "killswitch")) -> list[Any]:
     """Start only the named engines (those that need no timer to be deterministic); returns them."""
     started = []
     for engine in desk.engines:

@@ -113,6 +113,11 @@ async def test_kill_can_be_cancelled_at_the_confirmation(tmp_path: Any) -> None:
         assert desk.services["risk"].state("desk") is TradingState.ACTIVE
         assert len(open_orders(desk)) == before
         assert not app.status_bar.has_class("-halted")
+        await pilot.press("ctrl+x")  # the panic key asks first by default (ui.confirm_panic_kill)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert desk.services["risk"].state("desk") is TradingState.HALTED
 
 
 async def test_panic_key_without_confirmation(tmp_path: Any) -> None:
@@ -122,15 +127,6 @@ async def test_panic_key_without_confirmation(tmp_path: Any) -> None:
         assert desk.services["risk"].state("desk") is TradingState.HALTED
         assert open_orders(desk) == []
         assert app.status_bar.has_class("-halted")
-
-
-async def test_panic_key_asks_first_by_default(tmp_path: Any) -> None:
-    async with console(tmp_path) as (app, desk, pilot):
-        await pilot.press("ctrl+x")
-        assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("y")
-        await settle(app, pilot)
-        assert desk.services["risk"].state("desk") is TradingState.HALTED
 
 
 async def test_rearm_after_kill(tmp_path: Any) -> None:
@@ -186,12 +182,7 @@ async def test_palette_pause_and_resume_a_bot(tmp_path: Any) -> None:
         await settle(app, pilot)
         assert bot.calls == ["pause", "resume"]
         assert any("pause mm-btc" in e.text for e in app.model.log)
-
-
-async def test_unknown_bot_is_reported_not_raised(tmp_path: Any) -> None:
-    async with console(tmp_path) as (app, desk, pilot):
-        desk.services["bots"] = {}
-        app.pause_bot("nobody")
+        app.pause_bot("nobody")  # an unknown bot is reported to the operator, not raised
         await settle(app, pilot)
         assert any("no bot named 'nobody'" in e.text for e in app.model.log)
         assert app._notifications  # a toast for the operator
@@ -205,7 +196,7 @@ async def test_keymap_from_config_remaps_the_kill_chord(tmp_path: Any) -> None:
         assert isinstance(app.screen, ScopeScreen)
 
 
-async def test_zoom_keys_show_one_panel(tmp_path: Any) -> None:
+async def test_zoom_keys_and_instrument_switching(tmp_path: Any) -> None:
     async with console(tmp_path) as (app, _desk, pilot):
         assert all(p.display for p in app.panels)
         await pilot.press("2")
@@ -213,10 +204,6 @@ async def test_zoom_keys_show_one_panel(tmp_path: Any) -> None:
         assert shown == ["bots"]
         await pilot.press("2")
         assert all(p.display for p in app.panels)
-
-
-async def test_instrument_switching(tmp_path: Any) -> None:
-    async with console(tmp_path) as (app, _desk, pilot):
         assert app.book_symbol == "BTC-USD"
         await pilot.press("1", "right_square_bracket")
         assert app.book_symbol == "ETH-USD"

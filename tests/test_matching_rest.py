@@ -4,6 +4,7 @@ real engine behind it, httpx as the client."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import stat
 from decimal import Decimal
 
@@ -18,11 +19,11 @@ from engines.runtime import Desk
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-BUILDERS = ["tests.fake_matching:build", "engines.matching.api:build"]  # TEMP until engine lands
+BUILDERS = ["engines.matching.service:build", "engines.matching.api:build"]
 
 
 def make_desk(tmp_path, token: str | None = TOKEN, **matching) -> Desk:
-    m = {"journal": False, "rest": {"port": 0}, "ws": {"port": 0}, **matching}
+    m = {"journal": True, "rest": {"port": 0}, "ws": {"port": 0}, **matching}
     if token is not None:
         m["api_token"] = token
     cfg = DeskConfig(desk={"name": "t", "data_dir": str(tmp_path)}, matching=m)
@@ -319,6 +320,31 @@ async def test_openapi_document(client):
     names = set(doc["components"]["schemas"])
     for ref in refs(doc):
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in names, ref
+
+
+async def test_ack_means_journaled_and_survives_a_restart(tmp_path):
+    d = make_desk(tmp_path)
+    await d.start()
+    try:
+        async with httpx.AsyncClient(base_url=d.services["matching-rest"].url) as c:
+            r = await c.post("/v1/orders", json=order(client_id="dur-1", price="64000"), headers=AUTH)
+            assert r.status_code == 201
+            oid = r.json()["order_id"]
+            # The 201 came after the engine's flush: the row is committed, visible to another reader now.
+            with sqlite3.connect(d.data_dir / "matching.sqlite") as db:
+                row = db.execute("SELECT status, leaves, owner, client_id FROM orders WHERE order_id = ?", (oid,))
+                assert row.fetchone() == ("new", 10, "alice", "dur-1")
+    finally:
+        await d.stop()
+    d2 = make_desk(tmp_path)
+    await d2.start()
+    try:
+        async with httpx.AsyncClient(base_url=d2.services["matching-rest"].url) as c:
+            r = await c.get("/v1/orders/BTC-USD/by-client/dur-1", params={"owner": "alice"})
+            assert r.status_code == 200
+            assert (r.json()["order_id"], r.json()["status"], r.json()["price"]) == (oid, "new", "64000")
+    finally:
+        await d2.stop()
 
 
 async def test_generated_token_file(tmp_path, caplog):

@@ -17,7 +17,7 @@ from engines.matching.ws import MarketDataServer
 from engines.orders import OrderRequest, OrderType, Side, TimeInForce
 from engines.runtime import Desk
 
-BUILDERS = ["tests.fake_matching:build", "engines.matching.api:build"]  # TEMP until engine lands
+BUILDERS = ["engines.matching.service:build", "engines.matching.api:build"]
 SYM = "BTC-USD"
 PX = 130_000  # 65000 in ticks of 0.5
 

@@ -33,7 +33,7 @@ def build(desk: Desk) -> list[Engine]:
     engines: list[Engine] = []
     if cfg.rest.enabled:
         token = load_or_create_token(cfg.api_token, desk.data_dir)
-        api = RestApi(engine, desk.router, instruments, token, venue=cfg.venue)
+        api = RestApi(engine, desk.router, instruments, token, venue=cfg.venue, durable_ack=cfg.durable_ack)
         rest = RestServer(api, host=cfg.rest.host, port=cfg.rest.port)
         desk.services["matching-rest"] = rest
         engines.append(rest)

@@ -267,7 +267,10 @@ _ORDER_ID = {"name": "order_id", "in": "path", "required": True, "schema": {"typ
 _CLIENT_ID = {"name": "client_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 _ERR = ((404, ErrorOut, "unknown symbol or order"), (422, ErrorOut, "invalid input; detail names the field"))
-_AUTH_ERR = ((401, ErrorOut, "missing or wrong bearer token"),)
+_AUTH_ERR = (
+    (401, ErrorOut, "missing or wrong bearer token"),
+    (503, ErrorOut, "the journal could not commit: the operation is not acknowledged"),
+)
 _ORDER_REF = {"{order_id:int}": "order_id", "by-client/{client_id:str}": "client_id"}
 
 OPS: tuple[Op, ...] = (
@@ -403,8 +406,10 @@ class RestApi:
         token: SecretStr,
         *,
         venue: str = "sim",
+        durable_ack: bool = True,
     ) -> None:
         self.engine = engine
+        self.durable_ack = durable_ack
         self.router = router
         self.instruments = instruments
         self.token = token
@@ -513,13 +518,20 @@ class RestApi:
             raise ApiError(404, "unknown_order", field, f"no order {order_id or client_id!r} on {symbol}")
         return inst, view
 
-    async def _durable(self) -> None:
-        """Acknowledge only what the engine's journal holds, if the engine offers a durable barrier."""
+    async def _durable(self, what: str) -> None:
+        """Acknowledge only what the engine's journal holds (``engine.flush()``: returns once every
+        operation before it is committed). A journal that cannot write is a 503: the operation took
+        effect in memory but is not durable, and the client must not take it as acknowledged."""
         flush = getattr(self.engine, "flush", None)
-        if flush is not None:
+        if flush is None or not self.durable_ack:
+            return
+        try:
             result = flush()
             if inspect.isawaitable(result):
                 await result
+        except Exception as exc:  # JournalError, or the journal's own I/O error
+            log.error("matching journal flush failed after %s: %s", what, exc)
+            raise ApiError(503, "not_durable", "journal", f"{what} done but not journaled: {exc}") from None
 
     # --- handlers ---------------------------------------------------------------------------------------
     async def h_submit(self, body: NewOrder) -> tuple[int, Any]:
@@ -551,7 +563,7 @@ class RestApi:
             }
             return 403, ack
         res = self.engine.submit(req)
-        await self._durable()
+        await self._durable(f"order {res.order_id}")
         if res.status is OrderStatus.REJECTED:
             return 400, self._ack(inst, res, body.client_id, body.owner, "venue")
         return 201, self._ack(inst, res, body.client_id, body.owner)
@@ -584,7 +596,7 @@ class RestApi:
         ok = self.engine.cancel(
             symbol, owner=q.owner, order_id=view.order_id, reason="rest cancel"
         )
-        await self._durable()
+        await self._durable(f"cancel of order {view.order_id}")
         after = self.engine.order(symbol, owner=q.owner, order_id=view.order_id)
         if not ok:
             status = getattr(after or view, "status", "unknown")
@@ -618,7 +630,7 @@ class RestApi:
             symbol, owner=body.owner, order_id=view.order_id, new_client_id=body.new_client_id,
             price=price, qty=qty,
         )
-        await self._durable()
+        await self._durable(f"replace of order {view.order_id}")
         if res.status is OrderStatus.REJECTED:
             return 400, self._ack(inst, res, body.new_client_id, body.owner, "venue")
         return 200, self._ack(inst, res, body.new_client_id, body.owner)

@@ -198,7 +198,8 @@ def backtest(
 
     # --- the grid state k at every change of the price's position among the levels ----------------
     c = position_codes(p, L)
-    pos = np.flatnonzero(c[1:] != c[:-1]) + 1
+    changed = c[1:] != c[:-1]
+    pos = np.flatnonzero(changed) + 1
     cpos = c[pos]
     up = cpos > c[pos - 1]
     dpos = cpos >> 1
@@ -246,9 +247,18 @@ def backtest(
     fees = f * (float(buys_cell @ (q * L[:-1])) + float(sells_cell @ (q * L[1:])) + base0 * p0)
 
     # --- equity at every step ---------------------------------------------------------------------
-    lens = np.diff(np.concatenate((np.zeros(1, dtype=np.int64), pos, [len(p)])))
-    equity = np.repeat(cash_seg, lens)
-    equity += np.repeat(base_seg, lens) * p
+    if len(pos) * 32 < len(p):  # few segments: np.repeat copies long runs fast
+        lens = np.diff(np.concatenate((np.zeros(1, dtype=np.intp), pos, [len(p)])))
+        equity = np.repeat(base_seg, lens)
+        equity *= p
+        equity += np.repeat(cash_seg, lens)
+    else:  # a choppy series: np.repeat loops per segment; gathering by segment number is quicker
+        seg = np.empty(len(p), dtype=np.intp)
+        seg[0] = 0
+        np.cumsum(changed, out=seg[1:])
+        equity = base_seg[seg]
+        equity *= p
+        equity += cash_seg[seg]
     final_cash = float(cash_seg[-1])
     final_base = float(base_seg[-1])
     if stop is not None:

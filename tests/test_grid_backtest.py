@@ -98,14 +98,14 @@ def test_csv_round_trip_and_synthetic(tmp_path):
         read_csv(tmp_path / "bad.csv")
 
 
-@pytest.mark.parametrize("vol", [0.0002, 0.01])
-def test_oracle_on_calm_and_choppy_series(vol):
+@pytest.mark.parametrize(("mean_revert", "n_levels", "calm"), [(0.0, 4, True), (0.01, 9, False)])
+def test_oracle_on_calm_and_choppy_series(mean_revert, n_levels, calm):
     # calm: few level changes (the equity curve is built with np.repeat); choppy: a change every few
     # steps (built by gathering per segment). Both must equal the oracle.
-    p = synthetic(20_000, seed=9, start=100, vol=vol, mean_revert=0.01)
-    L = np.linspace(p.min() + 0.01, p.max() - 0.01, 9)
+    p = synthetic(20_000, seed=9, start=100, vol=0.0002, mean_revert=mean_revert)
+    L = np.linspace(p.min() + 0.01, p.max() - 0.01, n_levels)
     c = position_codes(p, L)
     changes = np.count_nonzero(c[1:] != c[:-1])
-    assert (changes * 32 < len(p)) == (vol < 0.001)
+    assert (changes * 32 < len(p)) == calm
     spec = GridSpec.make(L, 1.0, fee=0.001)
     agree(backtest(p, spec), backtest_loop(p, spec))

@@ -880,3 +880,4 @@ class MatchingEngine:
                 s.volume, s.trade_count, s.notional = volume, count, notional
         self._next_id = max(self._next_id, restored.next_order_id)
         self._next_trade = max(self._next_trade, restored.next_trade_id)
+        self.ops = max(self.ops, restored.ops)

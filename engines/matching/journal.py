@@ -115,6 +115,7 @@ class Restored:
     totals: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # volume lots, count, notional
     next_order_id: int = 1
     next_trade_id: int = 1
+    ops: int = 0  # engine operations (submit/cancel/replace/cancel_all calls) the journal reflects
 
 
 class Journal:
@@ -144,7 +145,7 @@ class Journal:
         self.failed: str | None = None
         self.batches = 0
         self.rows = 0
-        self.next_ids = (1, 1)  # (next order id, next trade id) as last written
+        self.next_ids = (1, 1, 0)  # (next order id, next trade id, engine operations) as last written
         self.id_source: Any = None  # the engine: read its counters at snapshot time
 
     # --- open / restore -------------------------------------------------------------------------------
@@ -206,7 +207,8 @@ class Journal:
             max_trade = row[0] if row else 0
         out.next_order_id = max(meta.get("next_order_id", 1), max_order + 1)
         out.next_trade_id = max(meta.get("next_trade_id", 1), max_trade + 1)
-        self.next_ids = (out.next_order_id, out.next_trade_id)
+        out.ops = meta.get("ops", 0)
+        self.next_ids = (out.next_order_id, out.next_trade_id, out.ops)
         log.info(
             "matching journal %s: restored %d resting orders, %d trades", self.path, len(out.orders), len(out.trades)
         )
@@ -221,7 +223,7 @@ class Journal:
     def pending(self) -> bool:
         return bool(self.orders or self.events or self.trades)
 
-    def _snapshot(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], tuple[int, int]]:
+    def _snapshot(self) -> tuple[list[Any], list[Any], list[Any], tuple[int, int, int]]:
         """Rows for everything recorded so far, as of now (synchronous: between two operations)."""
         orders, self.orders = self.orders, {}
         events, self.events = self.events, []
@@ -272,10 +274,12 @@ class Journal:
             for t in trades
         ]
         src = self.id_source
-        ids = (src._next_id, src._next_trade) if src is not None else self.next_ids
+        ids = (src._next_id, src._next_trade, src.ops) if src is not None else self.next_ids
         return order_rows, event_rows, trade_rows, ids
 
-    async def _write(self, order_rows: list[Any], event_rows: list[Any], trade_rows: list[Any], ids: tuple[int, int]) -> None:
+    async def _write(
+        self, order_rows: list[Any], event_rows: list[Any], trade_rows: list[Any], ids: tuple[int, int, int]
+    ) -> None:
         db = self._db
         assert db is not None
         if order_rows:
@@ -289,7 +293,8 @@ class Journal:
         if trade_rows:
             await db.executemany("INSERT INTO trades VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", trade_rows)
         await db.executemany(
-            "INSERT OR REPLACE INTO meta VALUES (?, ?)", [("next_order_id", ids[0]), ("next_trade_id", ids[1])]
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [("next_order_id", ids[0]), ("next_trade_id", ids[1]), ("ops", ids[2])],
         )
         await db.commit()
         self.next_ids = ids

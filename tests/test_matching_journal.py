@@ -1,0 +1,179 @@
+"""The matching journal: restart restores books (with priority) and trades; SIGKILL loses nothing
+acknowledged (a real child process is killed mid-stream)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engines.bus import Bus
+from engines.clock import ManualClock
+from engines.marketdata import Trade
+from engines.matching.engine import MatchingEngine
+from engines.matching.journal import Journal, JournalError
+from engines.orders import OrderRequest, OrderStatus, Side
+from tests.matching_crash_child import SYMBOL, make_engine, step
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def book_state(engine: MatchingEngine) -> list[tuple[Any, ...]]:
+    """Every resting order in priority order: (side, id, price, leaves, filled, owner, client id)."""
+    book = engine.book(SYMBOL)
+    return [
+        (side, o[0], o[2], o[3], o[5], o[4], o[8][1]) for side in (0, 1) for o in book.iter_orders(side)
+    ]
+
+
+def unstamped(t: Trade) -> tuple[Any, ...]:
+    """A trade without its bus sequence number (a new process has a new bus)."""
+    return (t.ts, t.trade_id, t.price, t.qty, t.aggressor, t.maker_order_id, t.taker_order_id, t.maker_owner,
+            t.taker_owner, t.maker_fee, t.taker_fee)
+
+
+def lim(side: Side, px: int, qty: int, owner: str, cid: str) -> OrderRequest:
+    return OrderRequest(symbol=SYMBOL, side=side, price=px, qty=qty, owner=owner, client_id=cid)
+
+
+async def test_restart_restores_resting_orders_priority_trades_and_ids(tmp_path: Path) -> None:
+    db = tmp_path / "matching.sqlite"
+    e1 = make_engine(Bus(ManualClock()), Journal(db, trade_history=1_000_000))
+    await e1.start()
+    e1.submit(lim(Side.SELL, 1000, 5, "a", "a1"))
+    e1.submit(lim(Side.SELL, 1000, 5, "b", "b1"))
+    e1.submit(lim(Side.SELL, 1001, 5, "c", "c1"))
+    e1.submit(lim(Side.BUY, 990, 7, "d", "d1"))
+    e1.submit(lim(Side.BUY, 1000, 3, "t", "t1"))  # trade 1: a1 partly filled
+    e1.replace(SYMBOL, owner="a", client_id="a1", new_client_id="a2", price=None, qty=5)  # qty up: loses priority
+    e1.cancel(SYMBOL, owner="c", client_id="c1")
+    e1.submit(lim(Side.BUY, 999, 2, "d", "d2"))
+    before = book_state(e1)
+    trades_before = e1.recent_trades(SYMBOL, 100)
+    await e1.flush()
+    with sqlite3.connect(db) as con:  # committed: another connection sees it
+        assert con.execute("SELECT COUNT(*) FROM trades").fetchone() == (1,)
+        assert con.execute("SELECT value FROM meta WHERE key='ops'").fetchone() == (8,)
+    await e1.stop()
+
+    e2 = make_engine(Bus(ManualClock()), Journal(db, trade_history=1_000_000))
+    await e2.start()
+    try:
+        assert book_state(e2) == before
+        assert before == [  # bids best first; b1 ahead of a2 (a1's quantity went up: lost priority)
+            (0, 6, 999, 2, 0, "d", "d2"),
+            (0, 4, 990, 7, 0, "d", "d1"),
+            (1, 2, 1000, 5, 0, "b", "b1"),
+            (1, 1, 1000, 5, 3, "a", "a2"),
+        ]
+        assert [unstamped(t) for t in e2.recent_trades(SYMBOL, 100)] == [unstamped(t) for t in trades_before]
+        e2.book(SYMBOL).check()
+        assert e2.stats(SYMBOL)["trade_count"] == 1 and e2.stats(SYMBOL)["volume_lots"] == 3
+        # ids continue, client ids still resolve, priority still holds
+        view = e2.order(SYMBOL, owner="a", client_id="a2")
+        assert view is not None and (view.order_id, view.filled_qty, view.leaves_qty) == (1, 3, 5)
+        res = e2.submit(lim(Side.BUY, 1000, 6, "t", "t2"))
+        assert res.order_id == 7 and res.status is OrderStatus.FILLED
+        (t,) = [t for t in e2.recent_trades(SYMBOL, 100) if t.taker_order_id == 7][:1]
+        assert (t.trade_id, t.maker_order_id, t.qty) == (2, 2, 5)  # b1 first
+        assert e2.cancel(SYMBOL, owner="d", client_id="d1")
+        await e2.flush()
+    finally:
+        await e2.stop()
+    e3 = make_engine(Bus(ManualClock()), Journal(db))
+    await e3.start()
+    try:
+        assert [o[1] for o in book_state(e3)] == [6, 1]
+        assert book_state(e3)[1][3:5] == (4, 4)  # a2: 1 more lot filled by t2
+    finally:
+        await e3.stop()
+
+
+async def test_flush_without_changes_returns_and_failed_journal_refuses(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.sqlite")
+    e = make_engine(Bus(ManualClock()), j)
+    await e.start()
+    await asyncio.wait_for(e.flush(), 5)
+    e.submit(lim(Side.SELL, 1000, 5, "a", "a1"))
+    await asyncio.wait_for(e.flush(), 5)
+    assert j.batches == 1 and j.status()["backlog"] == 0
+    j.failed = "disk full"  # as the writer sets it when a write raises
+    with pytest.raises(JournalError, match="disk full"):
+        await e.flush()
+    assert e.status()["state"] == "degraded"
+    j.failed = None
+    await e.stop()
+
+
+def replay(ops: int, seed: int) -> tuple[MatchingEngine, list[Trade]]:
+    engine = make_engine(Bus(ManualClock()), None)
+    rng = random.Random(seed)
+    for n in range(ops):
+        step(engine, rng, n)
+    return engine, engine.recent_trades(SYMBOL, 10**9)
+
+
+@pytest.mark.slow
+async def test_sigkill_mid_stream_loses_no_acknowledged_order_or_trade(tmp_path: Path) -> None:
+    db = tmp_path / "crash.sqlite"
+    seed = 11
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.matching_crash_child", str(db), str(seed)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    acks: list[tuple[int, int, set[int]]] = []
+    try:
+        assert child.stdout is not None
+        while len(acks) < 300:
+            line = child.stdout.readline()
+            if not line:
+                raise AssertionError(f"child died: {child.stderr.read() if child.stderr else ''}")
+            parts = line.split()
+            assert parts[0] == "ACK"
+            acks.append((int(parts[1]), int(parts[2]), {int(x) for x in parts[3:]}))
+    finally:
+        child.send_signal(signal.SIGKILL)  # mid-stream: it was busy with the next burst
+        child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    acked_ops, acked_trade, acked_resting = acks[-1]
+
+    restored = make_engine(Bus(ManualClock()), Journal(db, trade_history=1_000_000))
+    await restored.start()
+    try:
+        journaled_ops = restored.ops
+        # the journal holds a prefix of the stream that includes everything acknowledged
+        assert journaled_ops >= acked_ops > 0
+        expected, expected_trades = replay(journaled_ops, seed)
+        assert book_state(restored) == book_state(expected)
+        restored.book(SYMBOL).check()
+        with sqlite3.connect(db) as con:
+            rows = con.execute("SELECT trade_id, price, qty, maker_order_id, taker_order_id FROM trades ORDER BY trade_id")
+            db_trades = rows.fetchall()
+        assert db_trades == [(t.trade_id, t.price, t.qty, t.maker_order_id, t.taker_order_id) for t in expected_trades]
+        assert acked_trade == 0 or db_trades[acked_trade - 1][0] == acked_trade  # every acked trade is there
+        # every order resting at the last acknowledgement is resting now, unless a later (journaled)
+        # operation filled, canceled or replaced it
+        now_resting = {o[1] for o in book_state(restored)}
+        gone = acked_resting - now_resting
+        if journaled_ops == acked_ops:
+            assert not gone
+        for oid in gone:
+            view = expected.order(SYMBOL, order_id=oid)
+            assert view is not None and view.status is not OrderStatus.NEW
+        # and the engine goes on: new ids do not collide with journaled ones
+        res = restored.submit(OrderRequest(symbol=SYMBOL, side=Side.BUY, price=1, qty=1, owner="z", client_id="z"))
+        assert res.order_id is not None and res.order_id > max([*now_resting, 0])
+    finally:
+        await restored.stop()

@@ -43,7 +43,7 @@ BUILDERS: list[str] = [
     "engines.sim.prices:build",
     "engines.matching.service:build",  # the matching engine + its venue "sim" (before its APIs)
     "engines.matching.api:build",  # REST + WS of the matching engine: keep right after matching's service
-    "engines.risk.service:build",  # after matching (insert matching before this), before bots and FIX
+    "engines.risk.service:build",  # after matching, before bots and FIX: the gate must exist first
     "engines.grid.service:build",  # grid bots: after risk (their orders pass its gate)
     "engines.fix.service:build",  # after matching and risk (the gateway routes through them)
     "engines.control.service:build",  # control API (kill/rearm/status); last but the remote channel

@@ -215,3 +215,102 @@ async def test_rearm_to_reducing_and_bad_scopes(tmp_path):
         else:
             raise AssertionError(bad)
     await desk.stop()
+
+
+async def test_kill_during_a_burst_on_the_matching_engine(tmp_path):
+    """The real matching engine: quoters re-quote, a taker crosses the book (fills), the desk is killed."""
+    from engines.clock import ManualClock
+    from engines.config import DeskConfig
+    from engines.orders import Fill, TimeInForce
+    from engines.runtime import Desk
+
+    cfg = DeskConfig(
+        sim={"enabled": False},
+        mm=[],
+        grid=[],
+        fix={"enabled": False},
+        risk=NO_RULES,
+        matching={"journal": False},
+    )
+    desk = Desk(cfg, clock=ManualClock(), data_dir=tmp_path).build(
+        ["engines.matching.service:build", "engines.risk.service:build"]
+    )
+    await desk.start()
+    engine = desk.services["matching"]
+    ks = desk.services["killswitch"]
+    accepted = _collect(desk, OrderAccepted)
+    fills = _collect(desk, Fill)
+    halted: list[int] = []
+    desk.bus.subscribe(
+        TradingStateChanged, lambda ev: halted.append(ev.seq) if ev.state is TradingState.HALTED else None
+    )
+    rng = random.Random(5)
+    enough = asyncio.Event()
+    desk.bus.subscribe(Fill, lambda ev: enough.set() if len(fills) >= 400 else None)
+    stop = asyncio.Event()
+    sent = {"n": 0}
+
+    async def quoter(owner: str, symbol: str, mid: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            side = Side.BUY if i % 2 else Side.SELL
+            px = mid - rng.randint(1, 20) if side is Side.BUY else mid + rng.randint(1, 20)
+            await desk.router.submit(
+                order(
+                    symbol=symbol,
+                    side=side,
+                    qty=rng.randint(1, 5),
+                    price=px,
+                    owner=owner,
+                    client_id=f"{owner}-{i}",
+                    venue="sim",
+                )
+            )
+            sent["n"] += 1
+            await asyncio.sleep(0)
+
+    async def taker() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            side = Side.BUY if rng.random() < 0.5 else Side.SELL
+            symbol = "BTC-USD" if i % 2 else "ETH-USD"
+            mid = 130_000 if symbol == "BTC-USD" else 64_000
+            px = mid + 25 if side is Side.BUY else mid - 25
+            await desk.router.submit(
+                order(
+                    symbol=symbol,
+                    side=side,
+                    qty=rng.randint(1, 8),
+                    price=px,
+                    owner="taker",
+                    client_id=f"t-{i}",
+                    venue="sim",
+                    tif=TimeInForce.IOC,
+                )
+            )
+            sent["n"] += 1
+            await asyncio.sleep(0)
+
+    tasks = [
+        asyncio.create_task(quoter("mm-a", "BTC-USD", 130_000)),
+        asyncio.create_task(quoter("mm-b", "BTC-USD", 130_000)),
+        asyncio.create_task(quoter("grid-eth", "ETH-USD", 64_000)),
+        asyncio.create_task(taker()),
+    ]
+    await asyncio.wait_for(enough.wait(), 20)
+    assert len(engine.open_orders()) > 0
+    report = await ks.kill(reason="burst on the matching engine", source="cli")
+    n_after = sent["n"]
+    while sent["n"] < n_after + 400:
+        await asyncio.sleep(0)
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert len(halted) == 1
+    assert [a for a in accepted if a.seq > halted[0]] == []
+    assert [f for f in fills if f.seq > halted[0]] == []
+    assert engine.open_orders() == []
+    assert report.pending == () and report.requested == report.confirmed > 0
+    assert desk.services["risk"].orders.orders == {}
+    await desk.stop()

@@ -22,12 +22,14 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import numpy as np
 
 from engines.grid.data import Series
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,11 @@ class KrakenOHLC:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.sleep = sleep
+        # httpx is imported here, not at module level: ``import httpx`` pulls in rich when rich is
+        # installed (its CLI entry point), and engines must not load UI libraries.
+        import httpx
+
+        self._httpx = httpx
         self.client = client or httpx.Client(timeout=timeout)
         self.requests = 0
         self.retries = 0
@@ -136,7 +143,7 @@ class KrakenOHLC:
             self.requests += 1
             try:
                 resp = self.client.get(url, params=params)
-            except httpx.TransportError as exc:
+            except self._httpx.TransportError as exc:
                 reason = f"transport error: {exc!r}"
             else:
                 if resp.status_code == 429:

@@ -314,3 +314,37 @@ async def test_kill_during_a_burst_on_the_matching_engine(tmp_path):
     assert report.pending == () and report.requested == report.confirmed > 0
     assert desk.services["risk"].orders.orders == {}
     await desk.stop()
+
+
+async def test_restart_cancels_orders_a_venue_restored_in_a_latched_scope(tmp_path):
+    """A crash after the latch was written but before the venue's cancels were journaled: the matching
+    engine restores the orders at start, and the kill switch cancels them before any bot starts."""
+    import sqlite3 as sq
+
+    from engines.config import DeskConfig
+    from engines.risk.store import SCHEMA
+    from engines.runtime import Desk
+
+    cfg = DeskConfig(sim={"enabled": False}, mm=[], grid=[], fix={"enabled": False}, risk=NO_RULES)
+    builders = ["engines.matching.service:build", "engines.risk.service:build"]
+    desk = Desk(cfg, data_dir=tmp_path).build(builders)
+    await desk.start()
+    for i in range(3):
+        assert await desk.router.submit(
+            order(client_id=f"x{i}", owner="bot-x", venue="sim", price=129_990 - i)
+        )
+    assert await desk.router.submit(order(client_id="y0", owner="bot-y", venue="sim", price=129_980))
+    await desk.stop()
+    con = sq.connect(tmp_path / "risk.sqlite")
+    con.executescript(SCHEMA)
+    con.execute("INSERT INTO latch VALUES ('bot:bot-x', 'halted', 'crash test', 'cli', 1)")
+    con.commit()
+    con.close()
+
+    desk2 = Desk(cfg, data_dir=tmp_path).build(builders)
+    progress = _collect(desk2, KillProgress)
+    await desk2.start()
+    engine = desk2.services["matching"]
+    assert [o.owner for o in engine.open_orders()] == ["bot-y"]
+    assert [(p.scope, p.requested, p.confirmed, p.done) for p in progress] == [("bot:bot-x", 3, 3, True)]
+    await desk2.stop()

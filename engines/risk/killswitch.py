@@ -220,6 +220,29 @@ class KillSwitch:
         self, scope: str, reason: str, source: str, actor: str, flatten: bool, t0: float, halted: float
     ) -> KillReport:
         owner, symbol = parse_scope(scope)
+        run, pending, done_at = await self._cancel_scope(scope, t0)
+        flat: tuple[str, ...] = ()
+        if flatten:
+            flat = await self._flatten(scope, owner, symbol, reason, source, actor)
+        report = KillReport(
+            scope=scope,
+            reason=reason,
+            source=source,
+            requested=run.requested,
+            confirmed=run.confirmed,
+            pending=pending,
+            halted_ms=(halted - t0) * 1000,
+            elapsed_ms=(done_at - t0) * 1000,
+            flatten=flat,
+        )
+        self.last_report = report
+        if self.store is not None:
+            await self.store.flush()
+        return report
+
+    async def _cancel_scope(self, scope: str, t0: float) -> tuple[_Run, tuple[str, ...], float]:
+        """Cancel everything open in ``scope`` on every venue and collect confirmations."""
+        owner, symbol = parse_scope(scope)
         run = _Run(scope, t0)
         self._runs.append(run)
         try:
@@ -262,29 +285,23 @@ class KillSwitch:
                 elapsed_ms=(done_at - t0) * 1000,
             )
         )
-        flat: tuple[str, ...] = ()
-        if flatten:
-            flat = await self._flatten(scope, owner, symbol, reason, source, actor)
-        report = KillReport(
-            scope=scope,
-            reason=reason,
-            source=source,
-            requested=run.requested,
-            confirmed=run.confirmed,
-            pending=pending,
-            halted_ms=(halted - t0) * 1000,
-            elapsed_ms=(done_at - t0) * 1000,
-            flatten=flat,
-        )
-        self.last_report = report
         if pending:
             log.warning(
                 "kill %s: %d cancels unconfirmed", scope, len(pending), extra={"pending": list(pending)}
             )
             self._wake_retry()
-        if self.store is not None:
-            await self.store.flush()
-        return report
+        return run, pending, done_at
+
+    async def sweep_latched(self) -> dict[str, int]:
+        """At start: cancel whatever a venue restored (e.g. the matching journal) in a latched HALTED scope."""
+        out: dict[str, int] = {}
+        for scope, state in self.states.scopes().items():
+            if state is TradingState.HALTED:
+                run, _, _ = await self._cancel_scope(scope, time.perf_counter())
+                out[scope] = run.requested
+                if run.requested:
+                    log.warning("latched %s: cancelled %d orders restored at start", scope, run.requested)
+        return out
 
     def _connected(self, venue_name: str) -> bool:
         venue = self.router.venues.get(venue_name)
@@ -571,6 +588,9 @@ class KillSwitch:
             await self.store.open()
         self._retry_wake = asyncio.Event()
         self._retry_task = asyncio.create_task(self._retry_loop(), name="killswitch-retry")
+        # Venues built before risk (the matching engine) have restored their books by now; venues built
+        # after it (FIX) are not connected yet, so their orders go pending and are retried on logon.
+        await self.sweep_latched()
 
     async def stop(self) -> None:
         if self._retry_task is not None:

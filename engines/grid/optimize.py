@@ -167,9 +167,11 @@ class Evaluator:
         """Trials for ``batch`` in order; parameter sets seen before come from the cache."""
         t0 = time.perf_counter()
         todo = []
+        queued: set[tuple] = set()
         for p in batch:
             k = self._key(p)
-            if k not in self._cache and k not in {self._key(x) for x in todo}:
+            if k not in self._cache and k not in queued:
+                queued.add(k)
                 todo.append(p)
         done = len(batch) - len(todo)
         if progress:

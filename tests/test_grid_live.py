@@ -200,3 +200,18 @@ async def test_strategy_file_is_loaded(tmp_path):
     desk = make_desk(tmp_path, strategy=str(path))
     bot = desk.services["bots"]["g"]
     assert bot.level_ticks == [60000, 60800, 61800] and bot.cell_lots == [20, 20]
+
+
+def test_config_errors_name_the_problem(tmp_path):
+    from pydantic import ValidationError
+
+    from engines.grid.config import GridBotConfig
+
+    with pytest.raises(ValidationError, match="lower 3100 must be below upper 3000"):
+        GridBotConfig(name="g", symbol=SYM, lower=D("3100"), upper=D("3000"))
+    with pytest.raises(ValidationError, match="needs vol_step"):
+        GridBotConfig(name="g", symbol=SYM, lower=D("3000"), upper=D("3100"), kind="volatility")
+    with pytest.raises(ValidationError, match="give lower and upper"):
+        GridBotConfig(name="g", symbol=SYM)
+    ok = GridBotConfig(name="g", symbol=SYM, lower=D("3000"), upper=D("3100"), kind="volatility", vol_step=D("10"))
+    assert ok.on_start == "cancel" and ok.trend_action == "pause_buys"

@@ -46,4 +46,8 @@ class GridBotConfig(Section):
                 raise ValueError("give lower and upper (or a strategy file)")
             if not self.lower < self.upper:
                 raise ValueError(f"lower {self.lower} must be below upper {self.upper}")
+            if self.kind == "volatility" and self.vol_step is None:
+                raise ValueError("a volatility grid needs vol_step (the level gap; see `opdesk grid optimize`)")
+        if self.order_qty is None and self.quote_per_level is None:
+            raise ValueError("give order_qty or quote_per_level")
         return self

@@ -61,3 +61,21 @@ def test_bad_data_is_reported(tmp_path):
     (tmp_path / "bad.csv").write_text("time,volume\n1,2\n")
     r = opdesk("grid", "backtest", "--csv", str(tmp_path / "bad.csv"), "--json")
     assert r.returncode == 2 and "needs a 'close' or 'price' column" in r.stderr and r.stdout == ""
+
+
+def test_backtest_on_kraken_candles_from_a_local_server(tmp_path):
+    from tests.test_grid_kraken import T0, Server
+
+    server = Server(total=30)
+    try:
+        r = opdesk("grid", "backtest", "--kraken", "XBTUSD", "--interval", "1", "--since", str(T0 - 60),
+                   "--kraken-url", server.url, "--cache", str(tmp_path / "c.sqlite"), "--lower", "105",
+                   "--upper", "125", "--levels", "5", "--json")
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["data"] == "kraken XBTUSD 1m (30 candles)"
+    # closes 100.5 … 129.5 rising one a minute: the grid only ever sells
+    assert doc["result"]["sells"] == 4 and doc["result"]["buys"] == 0
+    assert len(server.seen) == 11  # 10 pages of 3, then an empty page

@@ -1,7 +1,8 @@
 """Matching engine APIs over loopback: REST order entry and WebSocket trade fan-out.
 
 * REST: sequential POST /v1/orders (resting limit orders, then DELETE of each) over one keep-alive
-  httpx connection, and the same with 8 concurrent clients; requests/s and p50/p99 round trip.
+  httpx connection, and the same with 8 concurrent clients; requests/s and p50/p99 round trip. Every
+  answer waits for the journal commit (durable ack); one more run without it shows what that costs.
 * WS: K clients (in this same process, so their JSON parsing is counted too) subscribed to trades; the engine prints M trades (in batches of 100, each batch
   awaited until every client has it); messages delivered per second, and engine time per trade with
   and without subscribers (the cost the WS server adds to the engine's call stack).
@@ -127,6 +128,9 @@ async def main() -> None:
             url = desk.services["matching-rest"].url
             seq = await rest_bench(url, args.orders, 1)
             par = await rest_bench(url, args.orders, 8)
+            desk.services["matching-rest"].api.durable_ack = False  # the cost of waiting for the journal
+            fast = await rest_bench(url, args.orders, 1)
+            desk.services["matching-rest"].api.durable_ack = True
             ws = await ws_bench(desk, 10, args.trades)
         finally:
             await desk.stop()
@@ -134,10 +138,12 @@ async def main() -> None:
     print(f"machine: {machine}")
     print(f"REST 1 client : {seq['req_per_s']:8.0f} req/s  p50 {seq['p50_ms']:.2f} ms  p99 {seq['p99_ms']:.2f} ms")
     print(f"REST 8 clients: {par['req_per_s']:8.0f} req/s  p50 {par['p50_ms']:.2f} ms  p99 {par['p99_ms']:.2f} ms")
+    print(f"REST 1 client, no durable ack: {fast['req_per_s']:8.0f} req/s  p50 {fast['p50_ms']:.2f} ms  "
+          f"p99 {fast['p99_ms']:.2f} ms")
     print(f"WS {ws['clients']} clients x {ws['trades']} trades: {ws['msgs_per_s']:.0f} msgs/s delivered; engine per "
           f"trade pair {ws['engine_us_per_trade_pair_no_ws']:.1f} us without WS subscribers, "
           f"{ws['engine_us_per_trade_pair_with_ws']:.1f} us with")
-    print(json.dumps({"machine": machine, "rest_1": seq, "rest_8": par, "ws": ws}))
+    print(json.dumps({"machine": machine, "rest_1": seq, "rest_8": par, "rest_1_no_durable_ack": fast, "ws": ws}))
 
 
 if __name__ == "__main__":

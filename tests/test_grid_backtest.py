@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engines.grid.backtest import GridSpec, backtest, backtest_loop, position_codes
 from engines.grid.data import Series, read_csv, synthetic, write_csv
@@ -108,4 +110,18 @@ def test_oracle_on_calm_and_choppy_series(mean_revert, n_levels, calm):
     changes = np.count_nonzero(c[1:] != c[:-1])
     assert (changes * 32 < len(p)) == calm
     spec = GridSpec.make(L, 1.0, fee=0.001)
+    agree(backtest(p, spec), backtest_loop(p, spec))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    prices=st.lists(st.integers(80, 120), min_size=2, max_size=120),
+    levels=st.sets(st.integers(85, 115), min_size=2, max_size=8),
+    fee_bp=st.integers(0, 30),
+    stop=st.one_of(st.none(), st.integers(78, 95)),
+)
+def test_property_vectorised_equals_oracle(prices, levels, fee_bp, stop):
+    # integer prices and levels: touches, gaps through several levels and runs on one level abound
+    spec = GridSpec.make(sorted(levels), 1.5, fee=fee_bp / 10_000, stop_loss=stop)
+    p = np.asarray(prices, dtype=float)
     agree(backtest(p, spec), backtest_loop(p, spec))

@@ -5,7 +5,9 @@ and sells it at level ``i + 1``. When the grid is laid at price ``p0`` cells who
 above ``p0`` rest a sell at the level above, the others a buy at their level - buys below, sells
 above. A cell flips when its order is completely filled (partial fills count in inventory and fees
 at once; the opposite order waits for the rest): buy filled at ``L_i`` → sell at ``L_{i+1}``; sell
-filled at ``L_{i+1}`` → buy at ``L_i``. A *round trip* is a cell completing both legs (buy then sell,
+filled at ``L_{i+1}`` → buy at ``L_i``. (An order cancelled after a partial fill - a kill, a pause -
+leaves that part in the inventory and its cell re-places the full quantity: the grid does not chase
+fractions.) A *round trip* is a cell completing both legs (buy then sell,
 or - when the grid laid sells without buying the base first - sell then buy); its exact gross is
 ``qty x (sell - buy)`` and its profit the gross less both fills' fees (``GridRoundTrip``).
 

@@ -1,24 +1,26 @@
 """Interoperability with a real third-party FIX engine: QuickFIX (C++), through its Python binding.
 
-* QuickFIX as initiator against our acceptor + gateway on the real matching engine: logon, orders,
-  a forced sequence gap (QuickFIX jumps its MsgSeqNum; we ask for a resend, it gap-fills), logout.
-* QuickFIX as acceptor for our initiator: logon, orders, a forced gap in our sequence (QuickFIX asks for
-  a resend; we gap-fill), QuickFIX asking us to replay application messages (we resend them with
+* QuickFIX as initiator against our acceptor + gateway on the real matching engine: logon, orders
+  (ExecutionReports validated by QuickFIX), a forced sequence gap (QuickFIX jumps its MsgSeqNum; we
+  ask for a resend, it gap-fills and we process the order behind the gap), cancel, logout.
+* QuickFIX as acceptor for our initiator: logon, orders, a forced gap in our sequence (QuickFIX asks
+  for a resend; we gap-fill), QuickFIX asking us to replay application messages (we resend them with
   PossDupFlag and OrigSendingTime), logout.
 
-Both sides validate against the desk's own dictionary: QuickFIX loads ``spec/OPDESK-FIX44.xml`` as its
-DataDictionary, which also proves the file is a well-formed QuickFIX dictionary.
-
-QuickFIX calls its application from its own threads; the callbacks only put what they see into
-thread-safe queues, which the asyncio side reads with ``asyncio.to_thread``.
+QuickFIX runs in a child process (``tests/peers/quickfix_peer.py``) driven over stdin/stdout, and
+validates everything it receives against the desk's own dictionary ``spec/OPDESK-FIX44.xml`` — which
+also proves the file is a dictionary QuickFIX accepts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
+import contextlib
+import importlib.util
+import json
 import socket
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,120 +37,97 @@ from engines.fix.session import Session, SessionID, SessionSettings
 from engines.fix.store import SqliteStore
 from engines.runtime import Desk
 
-try:
-    import quickfix as qf
-except ImportError:  # pragma: no cover - depends on the environment
-    qf = None
-
+HAVE_QUICKFIX = importlib.util.find_spec("quickfix") is not None
 pytestmark = [
     pytest.mark.interop,
     pytest.mark.skipif(
-        qf is None,
-        reason="quickfix is not installed (pip install -e '.[interop]'; it compiles for ~7 minutes)",
+        not HAVE_QUICKFIX,
+        reason="quickfix is not installed (pip install -e '.[interop]'; it compiles from source for ~7 minutes)",
     ),
 ]
 
+PEER = Path(__file__).parent / "peers" / "quickfix_peer.py"
 TS = "20260101-00:00:00.000"
 WAIT = 10.0
 
 
-def _fields(raw: str) -> dict[int, str]:
+def fields_of(raw: str) -> dict[int, str]:
     out: dict[int, str] = {}
-    for part in raw.replace("\x01", "|").split("|"):
+    for part in raw.split("|"):
         if "=" in part:
             tag, _, value = part.partition("=")
             out.setdefault(int(tag), value)
     return out
 
 
-if qf is not None:
+class QuickFIX:
+    """The QuickFIX peer process: commands in, events out."""
 
-    class QFApp(qf.Application):  # type: ignore[misc,name-defined]
-        """Records what QuickFIX sees; as an acceptor, answers every NewOrderSingle with an ER New."""
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
 
-        def __init__(self, *, broker: bool = False) -> None:
-            super().__init__()
-            self.broker = broker
-            self.events: queue.Queue[tuple[str, dict[int, str], str]] = queue.Queue()
-            self.session_id: Any = None
-            self.exec_seq = 0
+    @classmethod
+    async def start(cls, tmp_path: Path, role: str, session: str, *, broker: bool = False) -> QuickFIX:
+        (tmp_path / "qfstore").mkdir(exist_ok=True)
+        (tmp_path / "qflog").mkdir(exist_ok=True)
+        cfg = tmp_path / "quickfix.cfg"
+        cfg.write_text(
+            "[DEFAULT]\n"
+            f"ConnectionType={role}\nFileStorePath={tmp_path / 'qfstore'}\nFileLogPath={tmp_path / 'qflog'}\n"
+            "StartTime=00:00:00\nEndTime=00:00:00\nUseDataDictionary=Y\n"
+            f"DataDictionary={DEFAULT_FILES['FIX.4.4']}\nHeartBtInt=30\nReconnectInterval=1\n"
+            f"[SESSION]\nBeginString=FIX.4.4\n{session}"
+        )
+        args = [str(PEER), str(cfg), role, *(["--broker"] if broker else [])]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        peer = cls(proc)
+        await peer.wait("ready")
+        return peer
 
-        def onCreate(self, sessionID: Any) -> None:  # QuickFIX names its callbacks
-            self.session_id = sessionID
+    def command(self, cmd: str, **args: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps({"cmd": cmd, **args}) + "\n").encode())
 
-        def onLogon(self, sessionID: Any) -> None:
-            self.events.put(("logon", {}, ""))
+    def send(self, msg_type: str, fields: list[tuple[int, str]]) -> None:
+        self.command("send", type=msg_type, fields=fields)
 
-        def onLogout(self, sessionID: Any) -> None:
-            self.events.put(("logout", {}, ""))
-
-        def toAdmin(self, message: Any, sessionID: Any) -> None:
-            raw = message.toString()
-            self.events.put(("admin-out", _fields(raw), raw))
-
-        def fromAdmin(self, message: Any, sessionID: Any) -> None:
-            raw = message.toString()
-            self.events.put(("admin-in", _fields(raw), raw))
-
-        def toApp(self, message: Any, sessionID: Any) -> None:
-            return None
-
-        def fromApp(self, message: Any, sessionID: Any) -> None:
-            raw = message.toString()
-            f = _fields(raw)
-            self.events.put(("app-in", f, raw))
-            if self.broker and f.get(35) == "D" and f.get(43) != "Y":
-                self.exec_seq += 1
-                er = qf.Message()
-                er.getHeader().setField(35, "8")
-                for tag, value in (
-                    (37, f"QF{self.exec_seq}"), (11, f[11]), (17, f"E{self.exec_seq}"), (150, "0"), (39, "0"),
-                    (55, f[55]), (54, f[54]), (38, f[38]), (151, f[38]), (14, "0"), (6, "0"),
-                ):  # fmt: skip
-                    er.setField(tag, value)
-                qf.Session.sendToTarget(er, sessionID)
-
-        async def wait(self, kind: str, pred: Any = None, timeout: float = WAIT) -> dict[int, str]:
-            """The next event of ``kind`` (and matching ``pred``), skipping others."""
-            deadline = asyncio.get_running_loop().time() + timeout
+    async def wait(
+        self, event: str, pred: Callable[[dict[int, str]], bool] | None = None, timeout: float = WAIT
+    ) -> dict[int, str]:
+        """Fields of the next ``event`` (matching ``pred``); other events are skipped."""
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(timeout):
             while True:
-                left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    raise TimeoutError(f"QuickFIX: no {kind} event")
-                try:
-                    k, f, _ = await asyncio.to_thread(self.events.get, True, min(left, 0.5))
-                except queue.Empty:
-                    continue
-                if k == kind and (pred is None or pred(f)):
-                    return f
+                line = await self.proc.stdout.readline()
+                if not line:
+                    raise EOFError(f"QuickFIX peer exited ({await self.proc.wait()}) waiting for {event}")
+                ev = json.loads(line)
+                f = fields_of(ev.get("raw", ""))
+                if ev["event"] == event and (pred is None or pred(f)):
+                    return f if "raw" in ev else {k: v for k, v in ev.items() if k != "event"}
+
+    async def expected_target(self) -> int:
+        self.command("expected_target")
+        return int((await self.wait("expected_target"))["seq"])
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(Exception):
+                self.command("stop")
+                await self.wait("stopped")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.proc.wait(), 5)
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _qf_settings(tmp_path: Path, body: str) -> Any:
-    path = tmp_path / "quickfix.cfg"
-    (tmp_path / "qfstore").mkdir(exist_ok=True)
-    (tmp_path / "qflog").mkdir(exist_ok=True)
-    path.write_text(
-        "[DEFAULT]\n"
-        f"FileStorePath={tmp_path / 'qfstore'}\nFileLogPath={tmp_path / 'qflog'}\n"
-        "StartTime=00:00:00\nEndTime=00:00:00\nUseDataDictionary=Y\n"
-        f"DataDictionary={DEFAULT_FILES['FIX.4.4']}\nHeartBtInt=30\nReconnectInterval=1\n"
-        "ValidateUserDefinedFields=N\n" + body
-    )
-    return qf.SessionSettings(str(path))
-
-
-def _qf_message(msg_type: str, fields: list[tuple[int, str]]) -> Any:
-    m = qf.Message()
-    m.getHeader().setField(35, msg_type)
-    for tag, value in fields:
-        m.setField(tag, value)
-    return m
 
 
 def _nos(cl: str, side: str, qty: str, price: str) -> list[tuple[int, str]]:
@@ -185,22 +164,18 @@ async def test_quickfix_initiator_against_our_gateway(desk: Desk, tmp_path: Path
     logged: list[FixMessageLogged] = []
     desk.bus.subscribe(FixMessageLogged, lambda e: logged.append(e) if e.session == ours.key else None)
     port = desk.services["fix"].acceptor.port
-    settings = _qf_settings(
+    peer = await QuickFIX.start(
         tmp_path,
-        "[SESSION]\nConnectionType=initiator\nBeginString=FIX.4.4\nSenderCompID=QFCLIENT\nTargetCompID=OPDESK\n"
-        f"SocketConnectHost=127.0.0.1\nSocketConnectPort={port}\n",
+        "initiator",
+        f"SenderCompID=QFCLIENT\nTargetCompID=OPDESK\nSocketConnectHost=127.0.0.1\nSocketConnectPort={port}\n",
     )
-    app = QFApp()
-    initiator = qf.SocketInitiator(app, qf.FileStoreFactory(settings), settings, qf.FileLogFactory(settings))
-    initiator.start()
     try:
-        await app.wait("logon")
+        await peer.wait("logon")
         await ours.wait_state(SessionState.ACTIVE)
-        sid = app.session_id
 
         # An order rests: QuickFIX receives (and validates) our ExecutionReport New.
-        qf.Session.sendToTarget(_qf_message("D", _nos("q1", "1", "0.05", "65000")), sid)
-        er = await app.wait("app-in", lambda f: f.get(35) == "8")
+        peer.send("D", _nos("q1", "1", "0.05", "65000"))
+        er = await peer.wait("app-in", lambda f: f.get(35) == "8")
         assert (er[11], er[150], er[39], er[38], er[44], er[151], er[14]) == (
             "q1",
             "0",
@@ -213,36 +188,36 @@ async def test_quickfix_initiator_against_our_gateway(desk: Desk, tmp_path: Path
 
         # A forced gap: QuickFIX skips five sequence numbers. We ask for a resend from the first missing
         # number, QuickFIX gap-fills, and the order behind the gap is then processed.
-        qf_session = qf.Session.lookupSession(sid)
         expected = ours.next_target_seq
-        qf_session.setNextSenderMsgSeqNum(expected + 5)
-        qf.Session.sendToTarget(_qf_message("D", _nos("q2", "2", "0.02", "65000")), sid)
-        rr = await app.wait("admin-in", lambda f: f.get(35) == "2")
+        peer.command("set_next_sender", seq=expected + 5)
+        peer.send("D", _nos("q2", "2", "0.02", "65000"))
+        rr = await peer.wait("admin-in", lambda f: f.get(35) == "2")
         assert (rr[7], rr[16]) == (str(expected), "0")
-        fill = await app.wait(
+        fill = await peer.wait(
             "app-in", lambda f: f.get(35) == "8" and f.get(11) == "q2" and f.get(150) == "F"
         )
         assert (fill[39], fill[32], fill[31], fill[14], fill[151]) == ("2", "0.02", "65000", "0.02", "0")
-        resting = await app.wait(
+        rest = await peer.wait(
             "app-in", lambda f: f.get(35) == "8" and f.get(11) == "q1" and f.get(150) == "F"
         )
-        assert (resting[39], resting[14], resting[151], resting[6]) == ("1", "0.02", "0.03", "65000")
+        assert (rest[39], rest[14], rest[151], rest[6]) == ("1", "0.02", "0.03", "65000")
         gap_fills = [e for e in logged if e.direction == "in" and e.msg_type == "4"]
-        assert gap_fills and "|123=Y|" in gap_fills[-1].raw and f"|36={expected + 5}|" in gap_fills[-1].raw
+        assert gap_fills and "|123=Y|" in gap_fills[0].raw and f"|36={expected + 5}|" in gap_fills[0].raw
         assert ours.next_target_seq == expected + 6
 
         # Cancel the rest of q1.
-        qf.Session.sendToTarget(
-            _qf_message("F", [(41, "q1"), (11, "q1c"), (55, "BTC-USD"), (54, "1"), (60, TS)]), sid
-        )
-        cx = await app.wait("app-in", lambda f: f.get(35) == "8" and f.get(150) == "4")
+        peer.send("F", [(41, "q1"), (11, "q1c"), (55, "BTC-USD"), (54, "1"), (60, TS)])
+        cx = await peer.wait("app-in", lambda f: f.get(35) == "8" and f.get(150) == "4")
         assert (cx[11], cx[41], cx[39], cx[151], cx[14]) == ("q1c", "q1", "4", "0", "0.02")
+        assert not [e for e in logged if e.msg_type in ("3", "j")]  # no rejects either way
+
+        # QuickFIX logs out; we answer and disconnect.
+        peer.command("stop")
+        await peer.wait("logout")
+        await ours.wait_state(SessionState.DISCONNECTED)
+        assert [e.direction for e in logged if e.msg_type == "5"] == ["in", "out"]
     finally:
-        await asyncio.to_thread(initiator.stop)
-    await app.wait("logout")
-    await ours.wait_state(SessionState.DISCONNECTED)
-    logouts = [e for e in logged if e.msg_type == "5"]
-    assert [e.direction for e in logouts] == ["in", "out"]
+        await peer.stop()
 
 
 # --- our initiator -> QuickFIX acceptor ------------------------------------------------------------------
@@ -261,14 +236,12 @@ class Collect(Application):
 
 async def test_our_initiator_against_quickfix_acceptor(tmp_path: Path) -> None:
     port = _free_port()
-    settings = _qf_settings(
+    peer = await QuickFIX.start(
         tmp_path,
-        f"[SESSION]\nConnectionType=acceptor\nSocketAcceptPort={port}\nBeginString=FIX.4.4\n"
-        "SenderCompID=QFBROKER\nTargetCompID=OPDESK\n",
+        "acceptor",
+        f"SocketAcceptPort={port}\nSenderCompID=QFBROKER\nTargetCompID=OPDESK\n",
+        broker=True,
     )
-    qapp = QFApp(broker=True)
-    acceptor = qf.SocketAcceptor(qapp, qf.FileStoreFactory(settings), settings, qf.FileLogFactory(settings))
-    acceptor.start()
     app = Collect()
     store = SqliteStore(tmp_path / "ours.sqlite")
     bus = Bus()
@@ -285,46 +258,51 @@ async def test_our_initiator_against_quickfix_acceptor(tmp_path: Path) -> None:
     try:
         await initiator.start()
         await session.wait_state(SessionState.ACTIVE, WAIT)
-        await qapp.wait("logon")
+        await peer.wait("logon")
 
         session.send_nowait(Message("D", _nos("o1", "1", "1", "100")))
         er = await app.next()
         assert (er.msg_type, er.get_str(11), er.get_str(150), er.get_str(37)) == ("8", "o1", "0", "QF1")
-        nos1 = await qapp.wait("app-in", lambda f: f.get(35) == "D")
-        seq_o1 = int(nos1[34])
+        seq_o1 = int((await peer.wait("app-in", lambda f: f.get(35) == "D"))[34])
 
         # A forced gap in our sequence: QuickFIX asks for the missing messages, we gap-fill (they were
         # never sent), and QuickFIX then takes the order behind the gap.
         gap_from = session.next_sender_seq
         session.next_sender_seq += 4
         session.send_nowait(Message("D", _nos("o2", "2", "2", "101")))
-        rr = await qapp.wait("admin-out", lambda f: f.get(35) == "2")
+        rr = await peer.wait("admin-out", lambda f: f.get(35) == "2")
         assert (rr[7], rr[16]) == (str(gap_from), "0")
-        gf = await qapp.wait("admin-in", lambda f: f.get(35) == "4")
+        gf = await peer.wait("admin-in", lambda f: f.get(35) == "4")
         assert (gf[34], gf[123], gf[36], gf[43]) == (str(gap_from), "Y", str(gap_from + 4), "Y")
         er2 = await app.next()
         assert (er2.get_str(11), er2.get_str(150), er2.get_str(37)) == ("o2", "0", "QF2")
 
-        # QuickFIX forgets what it has from us since o1: it asks again, we replay o1 and o2 with
-        # PossDupFlag=Y and their original SendingTime, admin messages as gap fills.
-        qf_session = qf.Session.lookupSession(qapp.session_id)
-        qf_session.setNextTargetMsgSeqNum(seq_o1)
+        # QuickFIX forgets what it has from us since o1 and asks again: we replay o1 and o2 with
+        # PossDupFlag=Y and OrigSendingTime, the gap between them as a gap fill. (Its counter is read
+        # first: QuickFIX counts a message only after its callback returned.)
+        async with asyncio.timeout(WAIT):
+            while await peer.expected_target() != session.next_sender_seq:
+                pass
+        peer.command("set_next_target", seq=seq_o1)
         session.send_nowait(Message("D", _nos("o3", "1", "3", "99")))
-        rr = await qapp.wait("admin-out", lambda f: f.get(35) == "2")
-        assert rr[7] == str(seq_o1)
-        replay = await qapp.wait("app-in", lambda f: f.get(35) == "D" and f.get(11) == "o1")
+        rr = await peer.wait("admin-out", lambda f: f.get(35) == "2")
+        assert (rr[7], rr[16]) == (str(seq_o1), "0")
+        replay = await peer.wait("app-in", lambda f: f.get(35) == "D" and f.get(11) == "o1")
         assert (replay[34], replay[43]) == (str(seq_o1), "Y") and 122 in replay
-        replay2 = await qapp.wait("app-in", lambda f: f.get(35) == "D" and f.get(11) == "o2")
-        assert replay2[43] == "Y"
+        gap = await peer.wait("admin-in", lambda f: f.get(35) == "4")
+        assert (gap[34], gap[123], gap[36]) == (str(seq_o1 + 1), "Y", str(gap_from + 4))
+        replay2 = await peer.wait("app-in", lambda f: f.get(35) == "D" and f.get(11) == "o2")
+        assert (replay2[34], replay2[43]) == (str(gap_from + 4), "Y")
         er3 = await app.next()
         assert (er3.get_str(11), er3.get_str(37)) == ("o3", "QF3")
 
         await initiator.stop("end of test")
-        await qapp.wait("logout")
+        await peer.wait("logout")
         assert session.state is SessionState.DISCONNECTED
         out_types = [e.msg_type for e in logged if e.direction == "out"]
         assert out_types[0] == "A" and out_types[-1] == "5"
+        assert not [e for e in logged if e.msg_type in ("3", "j")]
     finally:
         await initiator.stop()
-        await asyncio.to_thread(acceptor.stop)
+        await peer.stop()
         await store.close()

@@ -11,7 +11,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from engines.config import DeskConfig
+from engines.config import DeskConfig, load_config
 from engines.matching.apitoken import TOKEN_FILE
 from engines.matching.rest import openapi_document
 from engines.orders import OrderRejected, OrderRequest, Side
@@ -362,6 +362,31 @@ async def test_generated_token_file(tmp_path, caplog):
             assert r.status_code == 201
             r = await c.post("/v1/orders", json=order(), headers=AUTH)
             assert r.status_code == 401
+    finally:
+        await d.stop()
+
+
+@pytest.mark.parametrize("source", ["env", "secrets_file"])
+async def test_token_from_env_or_secrets_file(tmp_path, monkeypatch, source):
+    secret = f"{source}-token-0123456789"
+    monkeypatch.setenv("OPDESK_DESK__DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("OPDESK_MATCHING__REST__PORT", "0")
+    monkeypatch.setenv("OPDESK_MATCHING__WS__ENABLED", "false")
+    secrets = None
+    if source == "env":
+        monkeypatch.setenv("OPDESK_MATCHING__API_TOKEN", secret)
+    else:
+        secrets = tmp_path / "secrets.toml"
+        secrets.write_text(f'[matching]\napi_token = "{secret}"\n')
+    cfg = load_config(secrets=secrets)
+    assert secret not in repr(cfg)
+    d = Desk(cfg, data_dir=tmp_path / "desk").build(BUILDERS)
+    await d.start()
+    try:
+        assert not (d.data_dir / TOKEN_FILE).exists()  # a configured token is never written out
+        async with httpx.AsyncClient(base_url=d.services["matching-rest"].url) as c:
+            r = await c.post("/v1/orders", json=order(), headers={"Authorization": f"Bearer {secret}"})
+            assert r.status_code == 201
     finally:
         await d.stop()
 

@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import enum
 import inspect
 import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -250,7 +251,7 @@ def _validation_error(exc: ValidationError, where: str) -> JSONResponse:
 Handler = Callable[..., Awaitable[Any]]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Op:
     method: str
     path: str
@@ -720,9 +721,6 @@ def order_view_json(inst: Instrument, view: Any) -> dict[str, Any]:
 
 def _jsonable(value: Any) -> Any:
     """Engine dicts/dataclasses/tuples → JSON-safe values (Decimal → str, enums → value)."""
-    import dataclasses
-    import enum
-
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -325,14 +325,13 @@ class KillSwitch:
                     run, venue.name, o.symbol, o.owner, o.client_id, o.order_id, f"cancel_all failed: {exc}"
                 )
             return
-        for r in results:
-            run.requested += 1
-            if r.confirmed:
-                run.confirmed += 1
-            else:
-                self._add_pending(
-                    run, venue.name, r.symbol, r.owner, r.client_id, r.order_id, r.reason or "awaiting ack"
-                )
+        run.requested += len(results)
+        unconfirmed = [r for r in results if not r.confirmed]
+        run.confirmed += len(results) - len(unconfirmed)
+        for r in unconfirmed:
+            self._add_pending(
+                run, venue.name, r.symbol, r.owner, r.client_id, r.order_id, r.reason or "awaiting ack"
+            )
 
     async def _known_open(self, venue: Venue, owner: str | None, symbol: str | None) -> list[OpenOrder]:
         """The venue's own list of open orders (it may know them while disconnected), else the desk's."""

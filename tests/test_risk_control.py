@@ -172,3 +172,27 @@ def test_opdesk_kill_without_a_running_desk_says_so(tmp_path):
     assert r.stderr.strip() == (
         f"opdesk: no running desk found: {tmp_path / 'demo' / 'control.json'} does not exist (start it, or pass --url)"
     )
+
+
+def test_cli_finds_the_desk_through_its_config_and_a_token_from_the_environment(tmp_path, monkeypatch):
+    import argparse
+
+    from pydantic import SecretStr
+
+    from engines.control.token import resolve_token
+    from opdesk.control_client import resolve
+
+    cfg = tmp_path / "desk.toml"
+    cfg.write_text(f'[desk]\nname = "d1"\ndata_dir = "{tmp_path}"\n')
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d1" / "control.json").write_text('{"url": "http://127.0.0.1:9"}')
+    (tmp_path / "d1" / "control.token").write_text("file-token\n")
+    args = argparse.Namespace(url=None, token=None, sub_config=str(cfg), config=None)
+    assert resolve(args) == ("http://127.0.0.1:9", "file-token")
+    monkeypatch.setenv("OPDESK_CONTROL__TOKEN", "env-token-123")
+    assert resolve(args) == ("http://127.0.0.1:9", "env-token-123")
+    args = argparse.Namespace(url="http://x:1", token="given", sub_config=str(cfg), config=None)
+    assert resolve(args) == ("http://x:1", "given")
+    # a configured token is used as is and nothing is written
+    assert resolve_token(SecretStr("configured"), tmp_path / "other") == "configured"
+    assert not (tmp_path / "other").exists()

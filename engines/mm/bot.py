@@ -162,6 +162,7 @@ class MarketMaker:
     def resume(self) -> None:
         self.paused = False
         self.halted = None
+        self.breach = None
         self._wake.set()
 
     def status(self) -> dict[str, Any]:
@@ -307,15 +308,12 @@ class MarketMaker:
             await self._reconcile("reconnect" if self._was_connected is False else "unknown order")
         self._was_connected = connected
         self._mark()
+        breach = self.limits.check_pnl(self.pnl)
+        if breach is not None:
+            await self._on_breach(breach)
         blocked, sides = self._blocked()
         if blocked is not None:
-            if self.quoting or self.reason != blocked:
-                self._log("warning", f"{self.name}: not quoting: {blocked}")
-            self.quoting = False
-            self.reason = blocked
-            self.state = self._state_for(blocked)
-            await self._cancel_everything(blocked, direct=False)
-            self._maybe_status()
+            await self._stand_down(blocked)
             return
         assert self.reference is not None and self.reference.price is not None
         if not self._starting_price_set:
@@ -327,11 +325,22 @@ class MarketMaker:
             breach = self.limits.check_order(q.price, q.qty)
             if breach is not None:
                 await self._on_breach(breach)
+                blocked, _ = self._blocked()
+                await self._stand_down(blocked or f"halted: {breach.detail}")
                 return
         self.quoting = True
         self.state = "quoting" if sides == (Side.BUY, Side.SELL) else "reducing"
         self.reason = "" if self.state == "quoting" else "risk: reducing only"
         await self._apply(targets)
+        self._maybe_status()
+
+    async def _stand_down(self, blocked: str) -> None:
+        if self.quoting or self.reason != blocked:
+            self._log("warning", f"{self.name}: not quoting: {blocked}")
+        self.quoting = False
+        self.reason = blocked
+        self.state = self._state_for(blocked)
+        await self._cancel_everything(blocked, direct=False)
         self._maybe_status()
 
     def _state_for(self, reason: str) -> str:
@@ -517,8 +526,8 @@ class MarketMaker:
                                    p.fills, self.clock.time_ns())),
             )
         breach = self.limits.check_pnl(self.pnl)
-        if breach is not None:
-            asyncio.get_running_loop().create_task(self._on_breach(breach))
+        if breach is not None and (self.breach is None or self.breach.rule != breach.rule):
+            self._tasks.append(asyncio.get_running_loop().create_task(self._on_breach(breach)))
         self.publish_status()
         self._wake.set()
 
@@ -549,9 +558,6 @@ class MarketMaker:
             mark = Decimal(repr(self.reference.price))
         if mark is not None:
             self.pnl.mark_to(mark, day=self.clock.time_ns() // NS_PER_DAY)
-            breach = self.limits.check_pnl(self.pnl)
-            if breach is not None and (self.breach is None or self.breach.rule != breach.rule):
-                asyncio.get_running_loop().create_task(self._on_breach(breach))
 
     async def _set_starting_price(self, price: Decimal) -> None:
         self._starting_price_set = True

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from engines.clock import Clock
 
 ActionKind = Literal["cancel", "new"]
+EPS = 1e-9  # float refill arithmetic must not leave a token at 0.9999999 forever
 
 
 @dataclass(slots=True)
@@ -41,15 +42,15 @@ class TokenBucket:
 
     def try_take(self) -> bool:
         self._refill()
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= 1.0 - EPS:
+            self.tokens = max(0.0, self.tokens - 1.0)
             return True
         return False
 
     def wait_time(self) -> float:
         """Seconds until one token is available (0 if one is)."""
         self._refill()
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+        return 0.0 if self.tokens >= 1.0 - EPS else (1.0 - self.tokens) / self.rate
 
 
 class RateLimiter:

@@ -126,7 +126,9 @@ async def test_kill_with_a_disconnected_venue_reports_pending_and_cancels_on_rec
     fixv.reconnect()
     done = asyncio.ensure_future(_wait_for(desk, KillProgress, lambda ev: ev.done and ev.scope == "desk"))
     desk.bus.publish(EngineStatusChanged(engine="fixv", state=EngineState.RUNNING))
-    await asyncio.wait_for(done, 5)
+    final = await asyncio.wait_for(done, 5)
+    assert (final.requested, final.confirmed, final.pending) == (5, 5, ())
+    assert [(p.confirmed, p.pending) for p in progress[-2:]] == [(4, ("fixv:BTC-USD:f1",)), (5, ())]
     assert fixv.orders == {} and fixv.cancel_calls == 2
     assert ks.pending_cancels() == []
     await desk.stop()

@@ -58,6 +58,7 @@ class PendingCancel:
     attempts: int = 0
     reason: str = ""
     in_flight: bool = False
+    t0: float = field(default_factory=time.perf_counter)
 
     @property
     def label(self) -> str:
@@ -143,7 +144,10 @@ class KillSwitch:
         self.confirm_timeout = confirm_timeout
         self.pending: dict[_Key, PendingCancel] = {}
         self._runs: list[_Run] = []
-        self._gone: set[_Key] = set()  # cancels/fills seen while a kill is collecting results
+        self._gone: set[_Key] = set()
+        self._totals: dict[
+            str, list[int]
+        ] = {}  # scope -> [requested, confirmed] of its last kill  # cancels/fills seen while a kill is collecting results
         self._flatten_ids: set[str] = set()
         self._flatten_seq = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -275,6 +279,7 @@ class KillSwitch:
             if not self._runs:
                 self._gone.clear()
         pending = tuple(sorted(self.pending[k].label for k in run.keys if k in self.pending))
+        self._totals[scope] = [run.requested, run.confirmed]
         self.bus.publish(
             KillProgress(
                 scope=scope,
@@ -395,11 +400,18 @@ class KillSwitch:
                 run.confirmed += 1
                 run.keys.discard(key)
                 run.settled.set()
-        if not self._runs:  # a late confirmation (after a retry): say so
+        if not self._runs:  # a late confirmation (after a retry): say so, with the scope's running totals
+            totals = self._totals.setdefault(p.scope, [0, 0])
+            totals[1] += 1
             left = tuple(sorted(q.label for q in self.pending.values() if q.scope == p.scope))
             self.bus.publish(
                 KillProgress(
-                    scope=p.scope, requested=0, confirmed=1, pending=left, done=not left, elapsed_ms=0.0
+                    scope=p.scope,
+                    requested=totals[0],
+                    confirmed=totals[1],
+                    pending=left,
+                    done=not left,
+                    elapsed_ms=(time.perf_counter() - p.t0) * 1000,
                 )
             )
 
@@ -420,6 +432,7 @@ class KillSwitch:
         self._add_pending(
             None, ev.venue, ev.symbol, ev.owner, ev.client_id, ev.order_id, "accepted while halted"
         )
+        self._totals.setdefault(self._halting_scope(ev.owner, ev.symbol), [0, 0])[0] += 1
         with contextlib.suppress(RuntimeError):  # no running loop: the retry timer will pick it up
             task = asyncio.get_running_loop().create_task(self._retry_venue(ev.venue))
             self._tasks.add(task)

@@ -4,6 +4,8 @@ import asyncio
 import random
 import sqlite3
 
+import pytest
+
 from engines.events import EngineState, EngineStatusChanged
 from engines.orders import OrderAccepted, OrderRejected, Side
 from engines.risk.events import KillProgress, KillSwitchAction, TradingState, TradingStateChanged
@@ -350,3 +352,11 @@ async def test_restart_cancels_orders_a_venue_restored_in_a_latched_scope(tmp_pa
     assert [o.owner for o in engine.open_orders()] == ["bot-y"]
     assert [(p.scope, p.requested, p.confirmed, p.done) for p in progress] == [("bot:bot-x", 3, 3, True)]
     await desk2.stop()
+
+
+def test_an_unreadable_latch_refuses_to_start(tmp_path):
+    from engines.risk.store import LatchUnreadable
+
+    (tmp_path / "risk.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(LatchUnreadable, match="refusing to start"):
+        make_desk(tmp_path, risk=NO_RULES)

@@ -54,13 +54,24 @@ def read_latch(path: Path) -> list[LatchRow]:
     """The persisted non-ACTIVE scopes (empty if the file does not exist yet)."""
     if not path.exists():
         return []
-    con = sqlite3.connect(path)
     try:
-        con.executescript(SCHEMA)
-        rows = con.execute("SELECT scope, state, reason, source, ts FROM latch ORDER BY ts").fetchall()
-    finally:
-        con.close()
+        con = sqlite3.connect(path)
+        try:
+            con.executescript(SCHEMA)
+            rows = con.execute("SELECT scope, state, reason, source, ts FROM latch ORDER BY ts").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        # Fail closed: a desk that cannot tell whether it was killed must not start trading.
+        raise LatchUnreadable(
+            f"kill-switch latch {path} is unreadable ({exc}); refusing to start. Move the file aside to start "
+            "un-latched (the audit trail in it is lost)."
+        ) from None
     return [LatchRow(*r) for r in rows]
+
+
+class LatchUnreadable(RuntimeError):
+    pass
 
 
 class RiskStore:

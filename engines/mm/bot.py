@@ -510,7 +510,7 @@ class MarketMaker:
         self._need_reconcile = True
         self._wake.set()
 
-    def _on_fill(self, o: ManagedOrder, ev: Fill) -> None:
+    def _on_fill(self, o: ManagedOrder | None, ev: Fill) -> None:
         qty = self.inst.qty(ev.qty)
         price = self.inst.price(ev.price)
         fee = Decimal(repr(ev.fee))

@@ -91,7 +91,7 @@ class OMS:
         bus: Bus,
         clock: Clock,
         store: MMStore | None = None,
-        on_fill: Callable[[ManagedOrder, Fill], None] | None = None,
+        on_fill: Callable[[ManagedOrder | None, Fill], None] | None = None,
         on_unknown: Callable[[str, int | None], None] | None = None,
     ) -> None:
         self.bot = bot
@@ -250,6 +250,11 @@ class OMS:
     def on_venue_fill(self, ev: Fill) -> None:
         o = self._lookup(ev.client_id, ev.order_id)
         if o is None:
+            # A fill of an order this bot does not manage (a stray under its name): the position is
+            # real, so it still counts; reconciliation deals with the order itself.
+            log.warning("%s: fill of unmanaged order %s (%d lots)", self.bot, ev.client_id, ev.qty)
+            if self.on_fill is not None:
+                self.on_fill(None, ev)
             return
         key = (ev.order_id, ev.trade_id)
         if key in o.fill_keys:

@@ -14,3 +14,14 @@ def run_console(config: DeskConfig) -> int:
     setup_console_logging(config.logging.level, config.logging.file or app.desk.data_dir / "console.log")
     app.run()
     return app.return_code or 0
+
+
+def run_remote_console(config: DeskConfig, url: str, token: str) -> int:
+    """The console attached to a desk running elsewhere (``opdesk attach``)."""
+    from console.logsink import setup_console_logging
+    from console.remote import RemoteConsoleApp
+
+    app = RemoteConsoleApp(config, url, token)
+    setup_console_logging(config.logging.level, config.logging.file or config.desk.path / "attach.log")
+    app.run()
+    return app.return_code or 0

@@ -55,6 +55,20 @@ class Event:
         return None if field is None else getattr(self, field)
 
 
+def load_event_types() -> dict[str, type[Event]]:
+    """Import every engine's event module so all event types are registered (a remote process needs
+    them to decode a desk's stream without building the engines)."""
+    import importlib
+    import pkgutil
+
+    import engines
+
+    for mod in pkgutil.walk_packages(engines.__path__, "engines."):
+        if mod.name.rsplit(".", 1)[-1] in ("events", "orders", "marketdata"):
+            importlib.import_module(mod.name)
+    return event_types()
+
+
 def event_types() -> dict[str, type[Event]]:
     """All registered event classes by name (import the engine packages first to register theirs)."""
     return dict(_REGISTRY)

@@ -17,12 +17,14 @@ import logging
 import random
 import ssl
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from engines.events import Event, from_dict
+from engines.events import Event, from_dict, load_event_types
+from engines.instruments import Instrument
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class RemoteDeskClient:
         self.role = ""
         self.name = ""
         self.desk = ""
+        self.instruments: dict[str, Instrument] = {}
+        self.bots: list[str] = []
         self.snapshots = 0
         self.gaps = 0
         self.resyncs = 0
@@ -76,6 +80,8 @@ class RemoteDeskClient:
         self._ids = itertools.count(1)
         self._expect_n = 0
         self.connected = asyncio.Event()
+        self.unknown_events = 0
+        load_event_types()
 
     def _set_link(self, state: LinkState, detail: str = "") -> None:
         self.state = state
@@ -155,19 +161,22 @@ class RemoteDeskClient:
             op = msg["op"]
             if op == "welcome":
                 self.role, self.name, self.desk = msg["role"], msg["name"], msg["desk"]
+                self.instruments = {
+                    sym: Instrument(sym, Decimal(i["tick_size"]), Decimal(i["lot_size"]), i["min_qty_lots"], i["base"], i["quote"])
+                    for sym, i in msg.get("instruments", {}).items()
+                }
+                self.bots = list(msg.get("bots", []))
             elif op == "snapshot":
-                events = [from_dict(e) for e in msg["events"]]
+                events = self._decode(msg["events"])
                 self.last_seq = msg["bus_seq"]
                 self.snapshots += 1
                 self.on_snapshot(events, msg.get("status") or {})
                 if self.state is not LinkState.LIVE:
                     self._set_link(LinkState.LIVE, self.url)
             elif op == "events":
-                events = []
-                for e in msg["events"]:
-                    if e["seq"] <= self.last_seq and self.snapshots:
-                        continue  # already reflected in the snapshot
-                    events.append(from_dict(e))
+                events = self._decode(
+                    [e for e in msg["events"] if not (self.snapshots and e["seq"] <= self.last_seq)]
+                )  # events at or before the snapshot's bus_seq are already reflected in it
                 if events:
                     self.last_seq = max(self.last_seq, events[-1].seq)
                     self.on_events(events)
@@ -181,6 +190,17 @@ class RemoteDeskClient:
                         fut.set_result(msg.get("result"))
                     else:
                         fut.set_exception(CommandFailed(msg.get("error") or "refused"))
+
+    def _decode(self, items: list[dict[str, Any]]) -> list[Event]:
+        out = []
+        for item in items:
+            try:
+                out.append(from_dict(item))
+            except (ValueError, TypeError, KeyError) as exc:
+                # A newer desk may publish events this console does not know: skip, don't die.
+                self.unknown_events += 1
+                log.warning("skipping undecodable remote event %s: %s", item.get("event"), exc)
+        return out
 
     async def command(self, action: str, params: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
         """Send a command; returns the desk's result, or raises :class:`CommandFailed` with its reason."""

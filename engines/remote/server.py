@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: Lossless event types that are nonetheless state (latest per key is what a snapshot needs).
 STATEFUL = ("TradingStateChanged", "FixSessionState", "EngineStatusChanged", "KillProgress", "MMOrderState")
+#: Events that make up an order's life; the snapshot carries them for every order still open.
+ORDER_LIFECYCLE = ("OrderAccepted", "OrderReplaced", "Fill", "OrderCanceled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,24 +58,45 @@ class Principal:
 
 
 class StateCache:
-    """What a newly attached console needs: the latest state events and some recent history."""
+    """What a newly attached console needs: the latest state events, the lifecycle of every open order,
+    and some recent history."""
 
     def __init__(self, history: int) -> None:
         self.latest: dict[tuple[str, Any], Event] = {}
         self.history: deque[Event] = deque(maxlen=history)
+        self.open_orders: dict[tuple[str, str, int], list[Event]] = {}
 
     def __call__(self, event: Event) -> None:
         cls = type(event)
-        if cls.CONFLATE or cls.__name__ in STATEFUL:
-            self.latest[(cls.__name__, event.key())] = event
-            if cls.__name__ == "MMOrderState" and getattr(event, "state", "") in ("filled", "canceled", "rejected"):
-                self.latest.pop((cls.__name__, event.key()), None)  # closed orders are history, not state
+        name = cls.__name__
+        if cls.CONFLATE or name in STATEFUL:
+            self.latest[(name, event.key())] = event
+            if name == "MMOrderState" and getattr(event, "state", "") in ("filled", "canceled", "rejected"):
+                self.latest.pop((name, event.key()), None)  # closed orders are history, not state
+            return
+        if name in ORDER_LIFECYCLE:
+            self._order(name, event)
+        self.history.append(event)
+
+    def _order(self, name: str, event: Any) -> None:
+        key = (event.venue, event.symbol, event.order_id)
+        if name == "OrderAccepted":
+            self.open_orders[key] = [event]
+            return
+        lifecycle = self.open_orders.get(key)
+        if lifecycle is None:
+            return
+        if name == "OrderCanceled" or (name == "Fill" and event.leaves_qty == 0):
+            del self.open_orders[key]
         else:
-            self.history.append(event)
+            lifecycle.append(event)
 
     def snapshot(self) -> list[dict[str, Any]]:
-        events = sorted([*self.latest.values(), *self.history], key=lambda e: e.seq)
-        return [to_dict(e) for e in events]
+        events = {e.seq: e for e in self.latest.values()}
+        for lifecycle in self.open_orders.values():
+            events.update((e.seq, e) for e in lifecycle)
+        events.update((e.seq, e) for e in self.history)
+        return [to_dict(events[seq]) for seq in sorted(events)]
 
 
 class RemoteServer:
@@ -89,6 +112,8 @@ class RemoteServer:
         self.clients: set[ServerConnection] = set()
         self.resyncs = 0
         self.tokens_file = desk.data_dir / "remote-tokens.json"
+        # Subscribed when built, before any engine starts, so the snapshot knows every engine's state.
+        self._sub = desk.bus.subscribe(Event, self.cache)
 
     # --- tokens -------------------------------------------------------------------------------------
     def _load_tokens(self) -> list[dict[str, str]]:
@@ -126,7 +151,6 @@ class RemoteServer:
     # --- engine -------------------------------------------------------------------------------------
     async def start(self) -> None:
         generated = self._load_tokens()
-        self._sub = self.desk.bus.subscribe(Event, self.cache)
         ssl_ctx = None
         if self.config.tls_cert:
             ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -155,8 +179,7 @@ class RemoteServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
             self._server = None
-        if getattr(self, "_sub", None) is not None:
-            self._sub.cancel()
+        self._sub.cancel()
         with contextlib.suppress(FileNotFoundError):
             self.tokens_file.unlink()
 
@@ -216,7 +239,25 @@ class RemoteServer:
                 await send({"op": "events", "events": [to_dict(e) for e in batch]})
 
         log.info("remote console attached: %s (%s)", principal.name, principal.role)
-        await send({"op": "welcome", "desk": self.desk.config.desk.name, "role": principal.role, "name": principal.name})
+        await send(
+            {
+                "op": "welcome",
+                "desk": self.desk.config.desk.name,
+                "role": principal.role,
+                "name": principal.name,
+                "instruments": {
+                    sym: {
+                        "tick_size": str(i.tick_size),
+                        "lot_size": str(i.lot_size),
+                        "min_qty_lots": i.min_qty_lots,
+                        "base": i.base,
+                        "quote": i.quote,
+                    }
+                    for sym, i in self.desk.instruments.items()
+                },
+                "bots": [b.name for b in self.desk.config.mm] + [g.name for g in self.desk.config.grid],
+            }
+        )
         await snapshot()
         pump_task = asyncio.create_task(pump())
         try:

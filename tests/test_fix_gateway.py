@@ -133,9 +133,9 @@ def nos(cl: str, side: str, qty: str, price: str | None, *, tif: str = "1", symb
     return m.append(59, tif)
 
 
-def maker(desk: Desk, side: Side, qty: int, price: int, cid: str) -> Any:
-    """Resting liquidity from another owner, straight through the router."""
-    req = OrderRequest(symbol="BTC-USD", side=side, qty=qty, price=price, client_id=cid, owner="maker")
+def maker(desk: Desk, side: Side, qty: int, price: int, cid: str, owner: str = "maker") -> Any:
+    """An order of another (non-FIX) owner, straight through the router."""
+    req = OrderRequest(symbol="BTC-USD", side=side, qty=qty, price=price, client_id=cid, owner=owner)
     return desk.router.submit(req)
 
 
@@ -230,7 +230,7 @@ async def test_cancel(desk: Desk) -> None:
     er = await c.next()
     assert body(er) == [
         (37, oid), (11, "x1"), (41, "o1"), (17, "*"), (150, "4"), (39, "4"), (55, "BTC-USD"), (54, "2"),
-        (38, "0.3"), (40, "2"), (44, "66000"), (59, "1"), (151, "0"), (14, "0"), (6, "0"),
+        (38, "0.3"), (40, "2"), (44, "66000"), (59, "1"), (151, "0"), (14, "0"), (6, "0"), (58, "canceled"),
     ]  # fmt: skip
     assert desk.services["matching"].open_orders(owner="fix:CLIENT") == []
 
@@ -476,16 +476,15 @@ async def test_market_data_snapshot_and_incremental_refresh(desk: Desk) -> None:
         (271, "0.03"),
     ]
     # A trade that takes part of the ask: the trade print and the changed level.
-    await maker(desk, Side.BUY, 20, 130010, "b3")
+    await maker(desk, Side.BUY, 20, 130010, "b3", owner="taker")
     inc = await c.next()
     assert body(inc) == [
         (262, "md1"), (268, "2"),
         (279, "0"), (269, "2"), (55, "BTC-USD"), (270, "65005"), (271, "0.02"),
         (279, "1"), (269, "1"), (55, "BTC-USD"), (270, "65005"), (271, "0.03"),
     ]  # fmt: skip
-    # Unsubscribe: no more refreshes.
+    # Unsubscribe; the snapshot request behind it is answered after the unsubscribe took effect.
     c.send(md_request("md1", ["BTC-USD"], sub="2"))
-    await maker(desk, Side.BUY, 10, 129000, "b4")
     c.send(md_request("md2", ["BTC-USD"], sub="0", types="1"))  # snapshot only, offers only
     snap = await c.next()
     assert body(snap) == [
@@ -494,6 +493,19 @@ async def test_market_data_snapshot_and_incremental_refresh(desk: Desk) -> None:
         (268, "1"),
         (269, "1"),
         (270, "65005"),
+        (271, "0.03"),
+        (290, "1"),
+    ]
+    # A book change now sends no refresh: the next message is the answer to the next request.
+    await maker(desk, Side.BUY, 10, 129000, "b4")
+    c.send(md_request("md3", ["BTC-USD"], sub="0", depth=1, types="0"))
+    snap = await c.next()
+    assert body(snap) == [
+        (262, "md3"),
+        (55, "BTC-USD"),
+        (268, "1"),
+        (269, "0"),
+        (270, "64997.5"),
         (271, "0.03"),
         (290, "1"),
     ]

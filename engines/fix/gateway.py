@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -85,6 +85,11 @@ _STATUS_CODE = {
     OrderStatus.EXPIRED: "C",
 }
 _AVG_PLACES = Decimal("0.00000001")
+
+
+def _px(inst: Instrument, ticks: int) -> str:
+    """A price in ticks as FIX decimal text without trailing zeros ("65001", "65000.5")."""
+    return f"{(ticks * inst.tick_size).normalize():f}"
 
 
 def _amount(value: float) -> bytes:
@@ -172,7 +177,12 @@ class Gateway(Application):
         self._md_scheduled = False
         self._exec_seq = 0
         self._exec_prefix = f"{self.clock.time_ns() // 1_000_000_000:x}-"
-        self.counts = {"orders": 0, "rejects": 0, "fills": 0, "cancels": 0, "replaces": 0, "dropped": 0}
+        self.counts = {
+            "orders": 0, "rejects": 0, "fills": 0, "cancels": 0, "replaces": 0, "dropped": 0, "errors": 0,
+        }  # fmt: skip
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._held: list[tuple[Session | None, Message]] = []
+        self._releaser: asyncio.Task[None] | None = None
         self._subs: list[Subscription] = []
         handlers: list[tuple[type, Callable[[Any], None]]] = [
             (OrderAccepted, self._on_accepted),
@@ -191,6 +201,8 @@ class Gateway(Application):
         for sub in self._subs:
             sub.cancel()
         self._subs.clear()
+        for task in [*self._tasks, *([self._releaser] if self._releaser is not None else [])]:
+            task.cancel()
 
     # --- sessions -----------------------------------------------------------------------------------
     @staticmethod
@@ -208,19 +220,61 @@ class Gateway(Application):
         for key in [k for k, s in self.md_subs.items() if k[0] == owner]:
             self._drop_md(self.md_subs[key])
 
-    def from_app(self, msg: FixMessage, session: Session) -> Any:
+    def from_app(self, msg: FixMessage, session: Session) -> None:
+        # Parsing happens here, so a malformed message is answered by the session (Reject 35=3); the
+        # routing runs in a task per operation. Why tasks: the matching venue acknowledges only journaled
+        # orders (it awaits the journal's commit), and awaiting that here would hold the session's
+        # reader for a commit per order. Tasks start in creation order and do their synchronous part
+        # (gate, book) before their first await, so a client's operations still apply in order.
         t = msg.msg_type
         if t == "D":
-            return self._new_order(msg, session)
-        if t == "F":
-            return self._cancel(msg, session)
-        if t == "G":
-            return self._replace(msg, session)
-        if t == "V":
-            return self._md_request(msg, session)
-        raise UnsupportedMessageType(t)
+            op = self._new_order(msg, session)
+            if op is not None:
+                self._spawn(op)
+        elif t == "F":
+            cl, orig = self._required(msg, 11).decode("latin-1"), self._required(msg, 41).decode("latin-1")
+            self._spawn(self._cancel(msg, session, cl, orig))
+        elif t == "G":
+            cl, orig = self._required(msg, 11).decode("latin-1"), self._required(msg, 41).decode("latin-1")
+            self._required(msg, 38)
+            self._spawn(self._replace(msg, session, cl, orig))
+        elif t == "V":
+            self._md_request(msg, session)
+        else:
+            raise UnsupportedMessageType(t)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.counts["errors"] += 1
+            log.error("fix gateway: order operation failed", exc_info=task.exception())
 
     def _send(self, session: Session | None, msg: Message) -> None:
+        """Send an order answer; with a journaled engine, only once what it reports is committed."""
+        if getattr(self.matching, "journal", None) is None:
+            self._send_now(session, msg)
+            return
+        self._held.append((session, msg))
+        if self._releaser is None or self._releaser.done():
+            self._releaser = asyncio.get_running_loop().create_task(self._release())
+
+    async def _release(self) -> None:
+        # One journal flush covers every report held before it started (group commit).
+        held = self._held
+        while held:
+            mark = len(held)
+            await self.matching.flush()
+            batch = held[:mark]
+            del held[:mark]
+            for session, msg in batch:
+                self._send_now(session, msg)
+
+    def _send_now(self, session: Session | None, msg: Message) -> None:
         if session is None:
             self.counts["dropped"] += 1
             return
@@ -230,6 +284,13 @@ class Gateway(Application):
             # The client is away: like QuickFIX, the report is not queued; it can ask for order status.
             self.counts["dropped"] += 1
             log.warning("fix gateway: %s not logged on, %s dropped", session.session_id, msg.msg_type)
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait for running order operations and held reports (tests, shutdown)."""
+        async with asyncio.timeout(timeout):
+            while self._tasks or self._held:
+                waits = [*self._tasks, *([self._releaser] if self._releaser is not None else [])]
+                await asyncio.gather(*waits, return_exceptions=True)
 
     # --- conversions --------------------------------------------------------------------------------
     def _instrument(self, symbol: str) -> Instrument:
@@ -276,7 +337,7 @@ class Gateway(Application):
         return v
 
     # --- orders -------------------------------------------------------------------------------------
-    async def _new_order(self, msg: FixMessage, session: Session) -> None:
+    def _new_order(self, msg: FixMessage, session: Session) -> Coroutine[Any, Any, None] | None:
         owner = self.owner_of(session)
         self.sessions[owner] = session
         self.counts["orders"] += 1
@@ -311,7 +372,7 @@ class Gateway(Application):
                 raise OrderProblem(f"duplicate ClOrdID {cl}", REJ_DUPLICATE, REJ_DUPLICATE)
         except OrderProblem as p:
             self._reject_new(session, order, p)
-            return
+            return None
         exec_inst = msg.get(18) or b""
         req = OrderRequest(
             symbol=symbol,
@@ -327,10 +388,13 @@ class Gateway(Application):
         )
         # Registered before submitting: the outcome events arrive during the call.
         self.orders[(owner, cl)] = order
+        return self._submit(req, order, session)
+
+    async def _submit(self, req: OrderRequest, order: GatewayOrder, session: Session) -> None:
         try:
             await self.router.submit(req)
         except UnknownVenue as exc:
-            self.orders.pop((owner, cl), None)
+            self.orders.pop((order.owner, order.cl_ord_id), None)
             self._reject_new(session, order, OrderProblem(str(exc), REJ_OTHER))
 
     def _reject_new(self, session: Session, order: GatewayOrder, p: OrderProblem) -> None:
@@ -352,10 +416,8 @@ class Gateway(Application):
                     order = o
         return order
 
-    async def _cancel(self, msg: FixMessage, session: Session) -> None:
+    async def _cancel(self, msg: FixMessage, session: Session, cl: str, orig: str) -> None:
         owner = self.owner_of(session)
-        cl = self._required(msg, 11).decode("latin-1")
-        orig = self._required(msg, 41).decode("latin-1")
         order = self._lookup(owner, msg)
         if order is None or order.order_id is None:
             self._cancel_reject(session, cl, orig, None, "1", "1", "unknown order")
@@ -370,10 +432,8 @@ class Gateway(Application):
             order.pending = None
             self._cancel_reject(session, cl, orig, order, "1", "0", result.reason or "cancel not confirmed")
 
-    async def _replace(self, msg: FixMessage, session: Session) -> None:
+    async def _replace(self, msg: FixMessage, session: Session, cl: str, orig: str) -> None:
         owner = self.owner_of(session)
-        cl = self._required(msg, 11).decode("latin-1")
-        orig = self._required(msg, 41).decode("latin-1")
         order = self._lookup(owner, msg)
         if order is None or order.order_id is None:
             self._cancel_reject(session, cl, orig, None, "2", "1", "unknown order")
@@ -405,9 +465,12 @@ class Gateway(Application):
             )  # fmt: skip
             refused = self.router.gate.check(check)
             if refused is not None:
-                raise OrderProblem(refused, REJ_EXCEEDS_LIMIT)
+                raise OrderProblem(f"risk: {refused}", REJ_EXCEEDS_LIMIT)
         except OrderProblem as p:
             self._cancel_reject(session, cl, orig, order, "2", "2", p.reason)
+            return
+        except (IncorrectTagValue, FieldNotFound) as exc:  # validation off and a malformed field
+            self._cancel_reject(session, cl, orig, order, "2", "2", str(exc))
             return
         self.counts["replaces"] += 1
         order.pending = ("G", cl, qty, price)
@@ -459,7 +522,7 @@ class Gateway(Application):
         inst = self.instruments.get(order.symbol)
         v42 = session.session_id.begin_string == FIX42
         self._exec_seq += 1
-        fp = inst.fmt_price if inst is not None else str
+        fp = (lambda t: _px(inst, t)) if inst is not None else str
         fq = inst.fmt_qty if inst is not None else str
         m = Message("8")
         f = m.fields
@@ -668,7 +731,7 @@ class Gateway(Application):
         for sym in symbols:
             bids, asks = self._book(sym, depth)
             sub.sent[sym] = (dict(bids), dict(asks))
-            self._send(session, self._snapshot(sub, sym, bids, asks))
+            self._send_now(session, self._snapshot(sub, sym, bids, asks))
         if sub_type == b"1":
             self.md_subs[(owner, req_id)] = sub
             for sym in symbols:
@@ -688,7 +751,7 @@ class Gateway(Application):
                 subs.remove(sub)
 
     def _md_reject(self, session: Session, req_id: str, reason: str, text: str) -> None:
-        self._send(session, Message("Y", [(262, req_id), (281, reason), (58, text)]))
+        self._send_now(session, Message("Y", [(262, req_id), (281, reason), (58, text)]))
 
     def _book(self, symbol: str, depth: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         levels = depth or self.depth_levels
@@ -711,11 +774,11 @@ class Gateway(Application):
             if etype not in sub.entry_types:
                 continue
             for pos, (px, qty) in enumerate(levels, 1):
-                entries += [(269, etype), (270, inst.fmt_price(px)), (271, inst.fmt_qty(qty)), (290, pos)]
+                entries += [(269, etype), (270, _px(inst, px)), (271, inst.fmt_qty(qty)), (290, pos)]
                 n += 1
         if "2" in sub.entry_types and self.matching is not None:
             for tr in self.matching.recent_trades(symbol, 1):
-                entries += [(269, "2"), (270, inst.fmt_price(tr.price)), (271, inst.fmt_qty(tr.qty))]
+                entries += [(269, "2"), (270, _px(inst, tr.price)), (271, inst.fmt_qty(tr.qty))]
                 n += 1
         return Message("W", [(262, sub.req_id), (55, symbol), (268, n), *entries])
 
@@ -728,9 +791,11 @@ class Gateway(Application):
     def _on_trade(self, ev: Trade) -> None:
         if self._md_by_symbol.get(ev.symbol):
             self._md_trades.setdefault(ev.symbol, []).append(ev)
-            self._schedule_md()
+            # The engine publishes the book after the trade, on its own next-turn callback: wait one
+            # more turn so the trade and the book change it caused go out in one refresh.
+            self._schedule_md(hops=2)
 
-    def _schedule_md(self) -> None:
+    def _schedule_md(self, hops: int = 1) -> None:
         if self._md_scheduled:
             return
         try:
@@ -739,7 +804,10 @@ class Gateway(Application):
             self.flush_market_data()
             return
         self._md_scheduled = True
-        loop.call_soon(self.flush_market_data)
+        if hops == 1:
+            loop.call_soon(self.flush_market_data)
+        else:
+            loop.call_soon(loop.call_soon, self.flush_market_data)
 
     def flush_market_data(self) -> None:
         """Send the refreshes for everything that changed since the last flush (one X per subscription)."""
@@ -756,11 +824,11 @@ class Gateway(Application):
                 if sub.incremental:
                     msg = self._incremental(sub, sym, inst, trades.get(sym, ()), sym in dirty)
                     if msg is not None:
-                        self._send(sub.session, msg)
+                        self._send_now(sub.session, msg)
                 elif sym in dirty or "2" in sub.entry_types:
                     bids, asks = self._book(sym, sub.depth)
                     sub.sent[sym] = (dict(bids), dict(asks))
-                    self._send(sub.session, self._snapshot(sub, sym, bids, asks))
+                    self._send_now(sub.session, self._snapshot(sub, sym, bids, asks))
 
     def _incremental(
         self, sub: MDSubscription, sym: str, inst: Instrument, trades: Any, book_changed: bool
@@ -773,7 +841,7 @@ class Gateway(Application):
                     (279, "0"),
                     (269, "2"),
                     (55, sym),
-                    (270, inst.fmt_price(tr.price)),
+                    (270, _px(inst, tr.price)),
                     (271, inst.fmt_qty(tr.qty)),
                 ]
                 n += 1
@@ -786,7 +854,7 @@ class Gateway(Application):
                     continue
                 for px in old:
                     if px not in new:
-                        entries += [(279, "2"), (269, etype), (55, sym), (270, inst.fmt_price(px))]
+                        entries += [(279, "2"), (269, etype), (55, sym), (270, _px(inst, px))]
                         n += 1
                 for px, qty in new.items():
                     was = old.get(px)
@@ -797,7 +865,7 @@ class Gateway(Application):
                         (279, action),
                         (269, etype),
                         (55, sym),
-                        (270, inst.fmt_price(px)),
+                        (270, _px(inst, px)),
                         (271, inst.fmt_qty(qty)),
                     ]
                     n += 1
@@ -813,4 +881,6 @@ class Gateway(Application):
             "open_orders": len(self.orders),
             "clients": sorted(self.sessions),
             "md_subscriptions": len(self.md_subs),
+            "in_flight": len(self._tasks),
+            "held_reports": len(self._held),
         }

@@ -198,6 +198,8 @@ class FixService:
                     )
 
     async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.gateway.drain(2.0)  # answers for orders already taken
         for initiator in self.initiators.values():
             with contextlib.suppress(Exception):
                 await initiator.stop("desk stopping")

@@ -224,7 +224,7 @@ def test_replace_quantity_down_keeps_priority(book: OrderBook) -> None:
     book.submit(1, SELL, 100, 5, "a")
     book.submit(2, SELL, 100, 5, "b")
     o1 = book.orders[1]
-    r = book.replace(1, None, 3)
+    r = book.replace(1, None, 3, 50)
     assert r is o1 and r[O_QTY] == 3 and r[O_PRIO] == 1
     assert book.bbo() == (None, 0, 100, 8)
     book.submit(3, BUY, 100, 4, "t")
@@ -236,7 +236,7 @@ def test_replace_price_change_or_quantity_up_loses_priority(book: OrderBook, pri
     book.submit(1, SELL, 100, 5, "a")
     book.submit(2, SELL, 100, 5, "b")
     book.submit(3, SELL, 101, 5, "c")
-    r = book.replace(1, price, qty)
+    r = book.replace(1, price, qty, 4)
     assert isinstance(r, list) and r[O_ID] == 1 and r[O_QTY] == qty and r[O_PRIO] == 4
     assert book.orders[1] is r
     expected_level = 100 if price is None else price
@@ -248,7 +248,7 @@ def test_replace_that_crosses_trades_and_keeps_filled(book: OrderBook) -> None:
     book.submit(2, SELL, 101, 6, "b")
     book.submit(3, BUY, None, 2, "t")  # order 2 now partly filled
     assert book.orders[2][O_FILLED] == 2
-    r = book.replace(2, 99, 4)
+    r = book.replace(2, 99, 4, 4)
     assert isinstance(r, list)
     assert fills(book) == [(1, 99, 4)]
     assert r[O_STATUS] == ST_FILLED and r[O_FILLED] == 6 and 2 not in book.orders
@@ -256,9 +256,9 @@ def test_replace_that_crosses_trades_and_keeps_filled(book: OrderBook) -> None:
 
 def test_replace_refusals_leave_the_order_untouched(book: OrderBook) -> None:
     book.submit(1, BUY, 99, 4, "a")
-    assert book.replace(7, 99, 4) == R_UNKNOWN
-    assert book.replace(1, 99, 1) == R_MIN_QTY.format(2)
-    assert book.replace(1, 99, 0) == R_QTY
+    assert book.replace(7, 99, 4, 9) == R_UNKNOWN
+    assert book.replace(1, 99, 1, 9) == R_MIN_QTY.format(2)
+    assert book.replace(1, 99, 0, 9) == R_QTY
     assert book.orders[1][O_QTY] == 4 and book.orders[1][O_PRIO] == 1
 
 
@@ -266,8 +266,8 @@ def test_restore_rebuilds_priority(book: OrderBook) -> None:
     book.restore(5, SELL, 100, 3, "a", 0, 10)
     book.restore(6, SELL, 100, 4, "b", 2, 12)
     book.restore(7, BUY, 98, 4, "c", 0, 11)
-    assert book.orders[6][O_STATUS] == ST_PARTIAL and book.prio == 12
-    o = book.submit(8, SELL, 100, 2, "d")
+    assert book.orders[6][O_STATUS] == ST_PARTIAL and book.orders[6][O_PRIO] == 12
+    o = book.submit(13, SELL, 100, 2, "d")
     assert o[O_PRIO] == 13
     book.submit(9, BUY, 100, 9, "e")
-    assert fills(book) == [(5, 100, 3), (6, 100, 4), (8, 100, 2)]
+    assert fills(book) == [(5, 100, 3), (6, 100, 4), (13, 100, 2)]

@@ -259,3 +259,20 @@ async def test_service_builds_engine_and_venue_on_the_router(desk_env: Any) -> N
         assert (desk.data_dir / "matching.sqlite").exists()
     finally:
         await desk.stop()
+
+
+def test_fast_event_constructors_build_equal_events() -> None:
+    from engines.matching.fastevents import new_accepted, new_canceled, new_fill, new_trade
+
+    acc = dict(symbol="S", order_id=1, client_id="c", owner="o", side=Side.BUY, type=OrderType.LIMIT,
+               tif=TimeInForce.IOC, price=5, qty=2, venue="v")
+    can = dict(symbol="S", order_id=1, client_id="c", owner="o", side=Side.SELL, price=None, canceled_qty=3,
+               filled_qty=1, status=OrderStatus.EXPIRED, reason="r")
+    fill = dict(symbol="S", order_id=1, client_id="c", owner="o", side=Side.SELL, price=5, qty=2, leaves_qty=1,
+                liquidity=Liquidity.MAKER, fee=0.5, trade_id=9, venue="v")
+    trade = dict(symbol="S", trade_id=9, price=5, qty=2, aggressor=Side.BUY, maker_order_id=1, taker_order_id=2,
+                 maker_owner="m", taker_owner="t", maker_fee=0.1, taker_fee=-0.2)
+    for fast, cls, kw in ((new_accepted, OrderAccepted, acc), (new_canceled, OrderCanceled, can),
+                          (new_fill, Fill, fill), (new_trade, Trade, trade)):
+        ev = fast(**kw)
+        assert type(ev) is cls and ev == cls(**kw) and hash(ev) == hash(cls(**kw))

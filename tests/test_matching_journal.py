@@ -69,7 +69,7 @@ async def test_restart_restores_resting_orders_priority_trades_and_ids(tmp_path:
     try:
         assert book_state(e2) == before
         assert before == [  # bids best first; b1 ahead of a2 (a1's quantity went up: lost priority)
-            (0, 6, 999, 2, 0, "d", "d2"),
+            (0, 7, 999, 2, 0, "d", "d2"),  # id 6 went to a2's new priority
             (0, 4, 990, 7, 0, "d", "d1"),
             (1, 2, 1000, 5, 0, "b", "b1"),
             (1, 1, 1000, 5, 3, "a", "a2"),
@@ -81,8 +81,8 @@ async def test_restart_restores_resting_orders_priority_trades_and_ids(tmp_path:
         view = e2.order(SYMBOL, owner="a", client_id="a2")
         assert view is not None and (view.order_id, view.filled_qty, view.leaves_qty) == (1, 3, 5)
         res = e2.submit(lim(Side.BUY, 1000, 6, "t", "t2"))
-        assert res.order_id == 7 and res.status is OrderStatus.FILLED
-        (t,) = [t for t in e2.recent_trades(SYMBOL, 100) if t.taker_order_id == 7][:1]
+        assert res.order_id == 8 and res.status is OrderStatus.FILLED
+        (t,) = [t for t in e2.recent_trades(SYMBOL, 100) if t.taker_order_id == 8][:1]
         assert (t.trade_id, t.maker_order_id, t.qty) == (2, 2, 5)  # b1 first
         assert e2.cancel(SYMBOL, owner="d", client_id="d1")
         await e2.flush()
@@ -91,7 +91,7 @@ async def test_restart_restores_resting_orders_priority_trades_and_ids(tmp_path:
     e3 = make_engine(Bus(ManualClock()), Journal(db))
     await e3.start()
     try:
-        assert [o[1] for o in book_state(e3)] == [6, 1]
+        assert [o[1] for o in book_state(e3)] == [7, 1]
         assert book_state(e3)[1][3:5] == (4, 4)  # a2: 1 more lot filled by t2
     finally:
         await e3.stop()

@@ -110,7 +110,8 @@ def run(ops: list[tuple[Any, ...]], stp: str) -> None:
             before_prio = None if before is None else before[O_PRIO]
             before_px = None if before is None else before[2]
             before_leaves = None if before is None else before[O_QTY]
-            r = book.replace(oid, price, qty)
+            next_id += 1  # a priority number from the id counter, as the engine does
+            r = book.replace(oid, price, qty, next_id)
             rr = ref.replace(oid, price, qty)
             if isinstance(r, str):
                 assert rr is None, op
@@ -120,6 +121,7 @@ def run(ops: list[tuple[Any, ...]], stp: str) -> None:
             assert [(m[0], px, q) for m, px, q in book.fills if px is not None] == rr.fills
             kept = (price is None or price == before_px) and qty <= before_leaves
             assert (r[O_PRIO] == before_prio) is kept, "replace priority rule"
+            assert kept or r[O_PRIO] == next_id
             # conservation: the lots dropped or added by the amendment
             assert before_leaves is not None
             orig[oid] += qty - before_leaves

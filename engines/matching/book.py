@@ -39,7 +39,7 @@ O_QTY = 3  # leaves (open) lots; 0 marks a dead order inside a level. For an ord
 O_OWNER = 4  # owner string (self-trade prevention compares these)
 O_FILLED = 5  # cumulative filled lots
 O_STATUS = 6  # ST_* code
-O_PRIO = 7  # time-priority sequence: assigned when the order (re)enters a level
+O_PRIO = 7  # time priority: the order id, or a fresh number from the caller when a replace loses it
 O_REF = 8  # the caller's data (the engine keeps its order record here)
 
 BUY = 0
@@ -92,7 +92,6 @@ class OrderBook:
         "fills",
         "min_qty",
         "orders",
-        "prio",
         "reason",
         "stp",
         "symbol",
@@ -109,7 +108,6 @@ class OrderBook:
         self._bid_keys: list[int] = []  # ascending prices
         self._ask_keys: list[int] = []  # ascending negated prices
         self.fills: list[tuple[list[Any], int | None, int]] = []
-        self.prio = 0
         self.reason = ""  # why the last order was rejected/expired/canceled on entry
 
     # --- order entry --------------------------------------------------------------------------------
@@ -133,44 +131,72 @@ class OrderBook:
         fills = self.fills
         if fills:
             fills.clear()
-        o = [oid, side, price, qty, owner, 0, 0, 0, ref]
+        o = [oid, side, price, qty, owner, 0, 0, oid, ref]  # a fresh order's priority is its id
         if qty < self.min_qty:
             return self._reject(o, R_MIN_QTY.format(self.min_qty) if qty > 0 else R_QTY)
-        if price is None:
-            return self._market(o, tif, post_only)
-        if side == 0:
-            keys = self._ask_keys
-            if keys and -keys[-1] <= price:
+        if post_only or tif == 2:  # the rarer kinds take the general path
+            if price is None:
+                return self._market(o, tif, post_only)
+            if self.would_cross(side, price):
                 return self._cross(o, tif, post_only)
             if tif:
                 return self._no_cross(o, tif, post_only)
+            self._rest(o)
+            return o
+        if price is None:  # market (IOC semantics)
+            if side == 0:
+                self._take_buy(o, _INF)
+            else:
+                self._take_sell(o, 0)
+            if o[3] and o[6] != 3:  # a remainder not already canceled by self-trade prevention
+                o[6] = 5
+                self.reason = R_MARKET
+            return o
+        if side == 0:
+            keys = self._ask_keys
+            if keys and -keys[-1] <= price:
+                self._take_buy(o, price)
+                if not o[3] or o[6] == 3:  # filled, or the rest canceled by self-trade prevention
+                    return o
+                if tif:
+                    o[6] = 5
+                    self.reason = R_IOC
+                    return o
+            elif tif:
+                o[6] = 5
+                self.reason = R_IOC
+                return o
             # rest a bid (inlined: this is the most common operation)
-            self.prio = p = self.prio + 1
-            o[7] = p
             levels = self._bids
             lvl = levels.get(price)
             if lvl is None:
-                levels[price] = [qty, 1, 3, o]
+                levels[price] = [o[3], 1, 3, o]
                 insort(self._bid_keys, price)
             else:
-                lvl[0] += qty
+                lvl[0] += o[3]
                 lvl[1] += 1
                 lvl.append(o)
         else:
             keys = self._bid_keys
             if keys and keys[-1] >= price:
-                return self._cross(o, tif, post_only)
-            if tif:
-                return self._no_cross(o, tif, post_only)
-            self.prio = p = self.prio + 1
-            o[7] = p
+                self._take_sell(o, price)
+                if not o[3] or o[6] == 3:
+                    return o
+                if tif:
+                    o[6] = 5
+                    self.reason = R_IOC
+                    return o
+            elif tif:
+                o[6] = 5
+                self.reason = R_IOC
+                return o
             levels = self._asks
             lvl = levels.get(price)
             if lvl is None:
-                levels[price] = [qty, 1, 3, o]
+                levels[price] = [o[3], 1, 3, o]
                 insort(self._ask_keys, -price)
             else:
-                lvl[0] += qty
+                lvl[0] += o[3]
                 lvl[1] += 1
                 lvl.append(o)
         self.orders[oid] = o
@@ -225,8 +251,7 @@ class OrderBook:
         return o
 
     def _rest(self, o: list[Any]) -> None:
-        self.prio += 1
-        o[7] = self.prio
+        """Append ``o`` (its priority ``o[7]`` already set) to the back of its level."""
         px = o[2]
         if o[1] == 0:
             levels = self._bids
@@ -485,8 +510,12 @@ class OrderBook:
         keys = self._bid_keys
         return bool(keys) and keys[-1] >= price
 
-    def replace(self, oid: int, price: int | None, qty: int) -> list[Any] | str:
+    def replace(self, oid: int, price: int | None, qty: int, prio: int) -> list[Any] | str:
         """Amend a resting order to ``price`` (None keeps it) and ``qty`` new *open* lots.
+
+        ``prio`` is the time priority the order takes if it loses its own: it must be above every
+        priority in the book (the engine draws it from its order-id counter, so it also stays below
+        every later order's id).
 
         Same price and qty not above the current leaves: amended in place, time priority kept (the
         same order list is returned). Otherwise the order loses priority: a new order list with the
@@ -516,7 +545,7 @@ class OrderBook:
                 o[3] = qty
             return o
         self.cancel(oid)
-        n = [oid, o[1], price, qty, o[4], o[5], ST_PARTIAL if o[5] else ST_NEW, 0, o[8]]
+        n = [oid, o[1], price, qty, o[4], o[5], ST_PARTIAL if o[5] else ST_NEW, prio, o[8]]
         if self.would_cross(n[1], price):
             if n[1] == 0:
                 self._take_buy(n, price)
@@ -532,11 +561,8 @@ class OrderBook:
         self, oid: int, side: int, price: int, qty: int, owner: str, filled: int, prio: int, ref: Any = None
     ) -> list[Any]:
         """Put a resting order back without matching. Call in ascending ``prio`` order."""
-        o = [oid, side, price, qty, owner, filled, ST_PARTIAL if filled else ST_NEW, 0, ref]
-        before = self.prio
+        o = [oid, side, price, qty, owner, filled, ST_PARTIAL if filled else ST_NEW, prio, ref]
         self._rest(o)
-        o[7] = prio
-        self.prio = max(before, prio)
         return o
 
     # --- views ---------------------------------------------------------------------------------------

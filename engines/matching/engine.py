@@ -50,12 +50,10 @@ from engines.matching.book import (
     STATUS_NAMES,
     OrderBook,
 )
+from engines.matching.fastevents import new_accepted, new_canceled, new_fill, new_trade
 from engines.orders import (
     CancelRejected,
-    Fill,
     Liquidity,
-    OrderAccepted,
-    OrderCanceled,
     OrderRejected,
     OrderReplaced,
     OrderRequest,
@@ -73,7 +71,12 @@ log = logging.getLogger(__name__)
 
 _STATUS = tuple(OrderStatus(n) for n in STATUS_NAMES)  # book status code -> OrderStatus
 _SIDES = (Side.BUY, Side.SELL)
-_TIF = {TimeInForce.GTC: 0, TimeInForce.IOC: 1, TimeInForce.FOK: 2}
+_GTC = TimeInForce.GTC
+_IOC = TimeInForce.IOC
+_BUY = Side.BUY
+_SELL = Side.SELL
+_MARKET_T = OrderType.MARKET
+# (enum members hash in Python code, so the hot path compares identities instead of dict lookups)
 _MAKER = Liquidity.MAKER
 _TAKER = Liquidity.TAKER
 _CANCELED = OrderStatus.CANCELED
@@ -207,7 +210,7 @@ class MatchingEngine:
         self._closed_ids: deque[int] = deque()
         self._closed_cid: dict[tuple[str, str], int] = {}
         self.closed_history = closed_history
-        self._out: deque[Event] = deque()
+        self._out: list[Event] = []
         self._publishing = False
         self._dirty: set[str] = set()
         self._md_scheduled = False
@@ -268,9 +271,10 @@ class MatchingEngine:
         out = self._out
         publish = self.bus.publish
         try:
-            while out:
-                publish(out.popleft())
+            for ev in out:  # a list iterator also sees events appended while we publish (nested calls)
+                publish(ev)
         finally:
+            out.clear()
             self._publishing = False
         jr = self.journal
         if jr is not None:
@@ -336,7 +340,7 @@ class MatchingEngine:
         if type(qty) is not int or qty <= 0:
             return self._reject(req, R_QTY)
         price = req.price
-        if req.type is OrderType.MARKET:
+        if req.type is _MARKET_T:
             if price is not None:
                 return self._reject(req, R_MARKET_PRICE)
         elif price is None:
@@ -350,7 +354,11 @@ class MatchingEngine:
         book = s.book
         oid = self._next_id
         rec = [req, cid, qty, "", [("new", "")]]
-        o = book.submit(oid, 0 if req.side is Side.BUY else 1, price, qty, owner, _TIF[req.tif], req.post_only, rec)
+        t = req.tif
+        o = book.submit(
+            oid, 0 if req.side is _BUY else 1, price, qty, owner, 0 if t is _GTC else 1 if t is _IOC else 2,
+            req.post_only, rec,
+        )
         status = o[6]
         if status == 4:
             return self._reject(req, book.reason)
@@ -358,7 +366,7 @@ class MatchingEngine:
         s.orders += 1
         out = self._out
         jr = self.journal
-        ev = OrderAccepted(
+        ev = new_accepted(
             symbol=req.symbol,
             order_id=oid,
             client_id=cid,
@@ -383,7 +391,7 @@ class MatchingEngine:
             if status != 2:  # expired / canceled remainder
                 reason = rec[3] = book.reason
                 rec[4].append((STATUS_NAMES[status], reason))
-                ev = OrderCanceled(
+                ev = new_canceled(
                     symbol=req.symbol,
                     order_id=oid,
                     client_id=cid,
@@ -421,7 +429,7 @@ class MatchingEngine:
         jtrades = None if jr is None else jr.trades
         jevents = None if jr is None else jr.events
         tside = treq.side
-        mside = tside.opposite
+        mside = _SELL if tside is _BUY else _BUY
         towner = treq.owner
         toid = taker[0]
         maker_k = s.maker_k
@@ -437,7 +445,7 @@ class MatchingEngine:
             if px is None:  # resting order canceled by self-trade prevention
                 mrec[3] = R_STP
                 mrec[4].append(("canceled", R_STP))
-                ev = OrderCanceled(
+                ev = new_canceled(
                     symbol=sym,
                     order_id=m[0],
                     client_id=mrec[1],
@@ -459,7 +467,7 @@ class MatchingEngine:
             n = px * q
             mfee = round(n * maker_k, 8)
             tfee = round(n * taker_k, 8)
-            trade = Trade(
+            trade = new_trade(
                 symbol=sym,
                 trade_id=trade_id,
                 price=px,
@@ -475,7 +483,7 @@ class MatchingEngine:
             )
             out.append(trade)
             out.append(
-                Fill(
+                new_fill(
                     symbol=sym,
                     order_id=m[0],
                     client_id=mrec[1],
@@ -491,7 +499,7 @@ class MatchingEngine:
                 )
             )
             out.append(
-                Fill(
+                new_fill(
                     symbol=sym,
                     order_id=toid,
                     client_id=tcid,
@@ -603,7 +611,7 @@ class MatchingEngine:
         rec = o[8]
         rec[3] = reason
         rec[4].append(("canceled", reason))
-        ev = OrderCanceled(
+        ev = new_canceled(
             symbol=s.inst.symbol,
             order_id=o[0],
             client_id=rec[1],
@@ -688,7 +696,9 @@ class MatchingEngine:
         book = s.book
         if req.post_only and price is not None and price != o[2] and book.would_cross(o[1], price):
             return refuse("post-only order would cross")
-        r = book.replace(o[0], price, qty)
+        r = book.replace(o[0], price, qty, self._next_id)  # priority if it loses its own
+        if r is not o and not isinstance(r, str):
+            self._next_id += 1  # that number is used up (order ids and priorities share the counter)
         if isinstance(r, str):
             return refuse(r)
         kept = r is o
@@ -725,7 +735,7 @@ class MatchingEngine:
             if status == 3:  # STP canceled the rest of the amended order
                 reason = rec[3] = book.reason
                 rec[4].append(("canceled", reason))
-                ev2 = OrderCanceled(
+                ev2 = new_canceled(
                     symbol=symbol,
                     order_id=o[0],
                     client_id=new_cid,

@@ -122,7 +122,9 @@ class _Feed:
         self.depth_latest: Depth | None = None
         self.trade_seq = 0  # assigned as trades are printed (so dropped ones leave a gap)
         self.trade_fanned = 0
-        self.pending_trades: deque[tuple[int, Trade]] = deque(maxlen=pending_cap)
+        # The latest trades not fanned out yet; they always end at trade_seq (the oldest fall off the
+        # left when full), so their seq numbers follow from the length and need not be stored.
+        self.pending_trades: deque[Trade] = deque(maxlen=pending_cap)
         self.recent: deque[Trade] = deque(maxlen=recent)
 
 
@@ -374,7 +376,7 @@ class MarketDataServer:
         f = self._feeds.get(ev.symbol)
         if f is not None and f.subs["trades"]:
             f.trade_seq += 1
-            f.pending_trades.append((f.trade_seq, ev))  # bounded: the oldest fall off, leaving a gap
+            f.pending_trades.append(ev)  # bounded: the oldest fall off, leaving a gap
             self._dirty.add(f)
             self._wake.set()
 
@@ -422,11 +424,12 @@ class MarketDataServer:
         inst = f.inst
         key = (f.symbol, "trades")
         clients = [c for c in f.subs["trades"] if not c.closing]
-        gap = False
-        while f.pending_trades:
-            seq, t = f.pending_trades.popleft()
-            if seq != f.trade_fanned + 1:
-                gap = True
+        pending = f.pending_trades
+        seq = f.trade_seq - len(pending)
+        gap = seq != f.trade_fanned
+        while pending:
+            t = pending.popleft()
+            seq += 1
             f.trade_fanned = seq
             f.recent.append(t)
             body = {"type": "update", "channel": "trades", "symbol": f.symbol, "first_seq": seq, "seq": seq}

@@ -145,6 +145,9 @@ class KillSwitch:
         self.pending: dict[_Key, PendingCancel] = {}
         self._runs: list[_Run] = []
         self._gone: set[_Key] = set()
+        #: Venues that have answered a cancel "unconfirmed" (acks come later, e.g. FIX); a venue
+        #: that is not connected counts too.
+        self._async_venues: set[str] = set()
         self._totals: dict[
             str, list[int]
         ] = {}  # scope -> [requested, confirmed] of its last kill  # cancels/fills seen while a kill is collecting results
@@ -314,6 +317,7 @@ class KillSwitch:
 
     async def _cancel_on(self, venue: Venue, run: _Run, owner: str | None, symbol: str | None) -> None:
         if not venue.connected:
+            self._async_venues.add(venue.name)
             for o in await self._known_open(venue, owner, symbol):
                 run.requested += 1
                 self._add_pending(
@@ -332,6 +336,8 @@ class KillSwitch:
             return
         run.requested += len(results)
         unconfirmed = [r for r in results if not r.confirmed]
+        if unconfirmed:
+            self._async_venues.add(venue.name)
         run.confirmed += len(results) - len(unconfirmed)
         for r in unconfirmed:
             self._add_pending(
@@ -392,7 +398,10 @@ class KillSwitch:
     def _resolve(self, key: _Key) -> None:
         p = self.pending.pop(key, None)
         if p is None:
-            if self._runs:
+            # An order leaving a venue that answers cancels asynchronously, while a kill is collecting
+            # results: its result may come back "unconfirmed" after this event; remember it is gone.
+            # (In-process venues confirm synchronously: skipping them keeps a 10,000-order kill cheap.)
+            if self._runs and key[0] in self._async_venues:
                 self._gone.add(key)
             return
         for run in self._runs:
@@ -416,11 +425,11 @@ class KillSwitch:
             )
 
     def _on_canceled(self, ev: OrderCanceled) -> None:
-        if self.pending or self._runs:
+        if self.pending or (self._runs and ev.venue in self._async_venues):
             self._resolve((ev.venue, ev.symbol, ev.owner, ev.client_id))
 
     def _on_fill(self, ev: Fill) -> None:
-        if ev.leaves_qty <= 0 and (self.pending or self._runs):
+        if ev.leaves_qty <= 0 and (self.pending or (self._runs and ev.venue in self._async_venues)):
             self._resolve((ev.venue, ev.symbol, ev.owner, ev.client_id))
 
     def _on_accepted(self, ev: OrderAccepted) -> None:

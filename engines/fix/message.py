@@ -40,6 +40,8 @@ SECRET_TAGS = (554, 925, 1402, 1404)
 _SECRET_RE = re.compile(rb"(^|\x01)(" + b"|".join(b"%d" % t for t in SECRET_TAGS) + rb")=[^\x01]*")
 
 _NEEDLES: dict[int, bytes] = {t: b"\x01%d=" % t for t in range(1, 1200)}
+#: "tag=" prefixes for encoding; session header tags are absent on purpose (see Message.body).
+_TAGEQ: dict[int, bytes] = {t: b"%d=" % t for t in range(1, 10_000) if t not in SESSION_HEADER_TAGS}
 _FIELD_RE = re.compile(rb"(\d+)=([^\x01]*)\x01")
 
 
@@ -349,7 +351,9 @@ class Message:
 
     def __init__(self, msg_type: str | bytes, fields: Iterable[tuple[int, Any]] = ()) -> None:
         self.msg_type = msg_type.decode() if isinstance(msg_type, bytes) else msg_type
-        self.fields: list[tuple[int, bytes]] = [(t, to_bytes(v)) for t, v in fields]
+        self.fields: list[tuple[int, bytes]] = [
+            f if f[1].__class__ is bytes else (f[0], to_bytes(f[1])) for f in fields
+        ]
 
     def append(self, tag: int, value: Any) -> Message:
         self.fields.append((tag, to_bytes(value)))
@@ -378,7 +382,11 @@ class Message:
         return any(t == tag for t, _ in self.fields)
 
     def body(self) -> bytes:
-        return b"".join([b"%d=%s\x01" % f for f in self.fields if f[0] not in SESSION_HEADER_TAGS])
+        """The fields as wire bytes (session header tags, which the session writes itself, left out)."""
+        try:
+            return b"".join([_TAGEQ[t] + v + b"\x01" for t, v in self.fields])
+        except KeyError:  # a header tag to drop, or a tag beyond the precomputed range
+            return b"".join([b"%d=%s\x01" % f for f in self.fields if f[0] not in SESSION_HEADER_TAGS])
 
     def __repr__(self) -> str:
         return f"Message({self.msg_type!r}, {self.fields!r})"

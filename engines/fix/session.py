@@ -74,6 +74,8 @@ log = logging.getLogger(__name__)
 
 #: Queued out-of-order messages kept per session while a gap is being filled.
 MAX_QUEUED = 10_000
+#: Longest time an advanced inbound sequence number waits to be saved when nothing is sent.
+TARGET_SAVE_INTERVAL = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,10 @@ class Session:
         self._sender = session_id.sender_comp_id.encode()
         self._target = session_id.target_comp_id.encode()
         self._max_reason = SessionRejectReason.MAX_FOR_VERSION[session_id.begin_string]
+        # What the peer's 49/56 must be, as whole fields, for a substring test on the raw message.
+        self._in_sender = b"\x0149=%s\x01" % self._target
+        self._in_target = b"\x0156=%s\x01" % self._sender
+        self._last_st: tuple[bytes | None, int] = (None, 0)
 
         self._state = SessionState.DISCONNECTED
         self.reason = ""
@@ -179,6 +185,7 @@ class Session:
         self._to_store: list[tuple[int, bytes]] = []
         self._to_wire: list[bytes] = []
         self._saved = (0, 0)
+        self._target_saved_at = 0.0
         self._reset_pending = False
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._logon_received = False
@@ -503,10 +510,20 @@ class Session:
                 await self.store.reset(self.key, self.clock.time_ns())
                 self._saved = (1, 1)
             seqs = (self.next_sender_seq, self.next_target_seq)
-            if msgs or seqs != self._saved:
+            saved = self._saved
+            # The sender number is saved before anything with it is written. The target number alone
+            # is saved at most every TARGET_SAVE_INTERVAL (a crash then costs a resend of those
+            # messages as PossDup, never a loss); with outbound traffic it rides along for free.
+            if (
+                msgs
+                or seqs[0] != saved[0]
+                or (seqs[1] != saved[1] and (self._closing is not None
+                                            or self.clock.monotonic() - self._target_saved_at >= TARGET_SAVE_INTERVAL))
+            ):
                 # Stored before written: a SIGKILL after this line loses nothing the peer has seen.
                 await self.store.save(self.key, seqs[0], seqs[1], msgs)
                 self._saved = seqs
+                self._target_saved_at = self.clock.monotonic()
             writer = self._writer
             if wire and writer is not None:
                 writer.write(b"".join(wire))
@@ -601,6 +618,8 @@ class Session:
         while True:
             await asyncio.sleep(period)
             self.check_timers()
+            if (self.next_sender_seq, self.next_target_seq) != self._saved:
+                self._kick()
             now = time.monotonic()
             if now - last_stats >= 1.0:
                 self._rates(now)
@@ -675,7 +694,8 @@ class Session:
             self._logout_and_disconnect("MsgSeqNum (34) missing")
             return
         expected = self.next_target_seq
-        if self.settings.check_comp_ids and (msg.get(49) != self._target or msg.get(56) != self._sender):
+        raw = msg.raw
+        if self.settings.check_comp_ids and (self._in_sender not in raw or self._in_target not in raw):
             bad = 49 if msg.get(49) != self._target else 56
             if seq == expected:
                 self.next_target_seq += 1
@@ -683,7 +703,12 @@ class Session:
             self._logout_and_disconnect("CompID problem")
             return
         raw_st = msg.get(52)
-        sending_time = parse_utc_timestamp(raw_st)
+        if raw_st == self._last_st[0]:  # many messages share a millisecond: parse each stamp once
+            sending_time = self._last_st[1]
+        else:
+            sending_time = parse_utc_timestamp(raw_st)
+            if sending_time is not None:
+                self._last_st = (raw_st, sending_time)
         if sending_time is None:
             if seq == expected:
                 self.next_target_seq += 1
@@ -698,7 +723,7 @@ class Session:
                               "SendingTime accuracy problem")
             self._logout_and_disconnect("SendingTime accuracy problem")
             return
-        poss_dup = msg.get(43) == b"Y"
+        poss_dup = b"\x0143=Y\x01" in raw
         if poss_dup and mt != SEQUENCE_RESET:
             orig = msg.get(122)
             if orig is None:

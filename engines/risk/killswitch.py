@@ -144,13 +144,11 @@ class KillSwitch:
         self.confirm_timeout = confirm_timeout
         self.pending: dict[_Key, PendingCancel] = {}
         self._runs: list[_Run] = []
-        self._gone: set[_Key] = set()
+        self._gone: set[_Key] = set()  # cancels/fills seen while a kill is collecting results
         #: Venues that have answered a cancel "unconfirmed" (acks come later, e.g. FIX); a venue
         #: that is not connected counts too.
         self._async_venues: set[str] = set()
-        self._totals: dict[
-            str, list[int]
-        ] = {}  # scope -> [requested, confirmed] of its last kill  # cancels/fills seen while a kill is collecting results
+        self._totals: dict[str, list[int]] = {}  # scope -> [requested, confirmed] of its last kill
         self._flatten_ids: set[str] = set()
         self._flatten_seq = 0
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -193,14 +193,15 @@ async def test_quickfix_initiator_against_our_gateway(desk: Desk, tmp_path: Path
         peer.send("D", _nos("q2", "2", "0.02", "65000"))
         rr = await peer.wait("admin-in", lambda f: f.get(35) == "2")
         assert (rr[7], rr[16]) == (str(expected), "0")
-        fill = await peer.wait(
-            "app-in", lambda f: f.get(35) == "8" and f.get(11) == "q2" and f.get(150) == "F"
-        )
-        assert (fill[39], fill[32], fill[31], fill[14], fill[151]) == ("2", "0.02", "65000", "0.02", "0")
+        # The resting q1 (maker) hears of the trade first, then q2 (taker).
         rest = await peer.wait(
             "app-in", lambda f: f.get(35) == "8" and f.get(11) == "q1" and f.get(150) == "F"
         )
         assert (rest[39], rest[14], rest[151], rest[6]) == ("1", "0.02", "0.03", "65000")
+        fill = await peer.wait(
+            "app-in", lambda f: f.get(35) == "8" and f.get(11) == "q2" and f.get(150) == "F"
+        )
+        assert (fill[39], fill[32], fill[31], fill[14], fill[151]) == ("2", "0.02", "65000", "0.02", "0")
         gap_fills = [e for e in logged if e.direction == "in" and e.msg_type == "4"]
         assert gap_fills and "|123=Y|" in gap_fills[0].raw and f"|36={expected + 5}|" in gap_fills[0].raw
         assert ours.next_target_seq == expected + 6

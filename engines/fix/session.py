@@ -1015,6 +1015,7 @@ class Session:
             return
         changed = state is not self._state
         self._state = state
+        self.reason = reason
         if changed:
             log.info("%s: %s %s", self.key, state.value, reason)
             if self.bus is not None:

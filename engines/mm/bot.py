@@ -26,14 +26,14 @@ import contextlib
 import logging
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from engines.bus import Bus, Subscription
 from engines.clock import Clock
 from engines.events import LogRecordEvent
 from engines.feeds.reference import ReferenceTracker
 from engines.instruments import Instrument
-from engines.marketdata import BBO
+from engines.marketdata import BBO, Trade
 from engines.mm.config import MMBotConfig
 from engines.mm.events import MMBotStatus
 from engines.mm.oms import OMS, ManagedOrder, OrderState
@@ -45,6 +45,7 @@ from engines.mm.store import INSERT_FILL, UPDATE_OUTBOX, UPSERT_POSITION, MMStor
 from engines.orders import (
     CancelRejected,
     Fill,
+    Liquidity,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
@@ -59,6 +60,13 @@ log = logging.getLogger(__name__)
 NS_PER_DAY = 86_400 * 1_000_000_000
 
 
+class TradeSource(Protocol):
+    """A venue's trade history (the matching engine restores it from its journal): lets a restarted
+    bot recover fills the venue recorded but the bot's own store missed in the crash."""
+
+    def recent_trades(self, symbol: str, n: int = 100) -> list[Trade]: ...
+
+
 class MarketMaker:
     def __init__(
         self,
@@ -71,6 +79,7 @@ class MarketMaker:
         services: dict[str, Any] | None = None,
         store_path: Path | None = None,
         autorun: bool = True,
+        trade_source: TradeSource | None = None,
     ) -> None:
         self.cfg = cfg
         self.name = cfg.name
@@ -83,6 +92,8 @@ class MarketMaker:
         self.limits = BotLimits(cfg.limits, instrument)
         self.store = MMStore(store_path) if store_path is not None else None
         self.autorun = autorun  # False in tests that drive step()/pump() by hand
+        self.trade_source = trade_source
+        self.recovered_fills = 0
         self.oms = OMS(bot=cfg.name, symbol=cfg.symbol, venue=cfg.venue, bus=bus, clock=clock, store=self.store,
                        on_fill=self._on_fill, on_unknown=self._on_unknown)
         self.limiter = RateLimiter(cfg.max_orders_per_second, cfg.burst, clock=clock)
@@ -206,6 +217,8 @@ class MarketMaker:
             self._need_reconcile = True
             return {}
         self._need_reconcile = False
+        if why == "start":
+            self._recover_fills()
         at_venue = {o.client_id: o for o in await venue.open_orders(owner=self.name, symbol=self.cfg.symbol)}
         queued = {a.client_id for a in self.limiter.news}
         counts = {"kept": 0, "closed": 0, "adopted": 0, "canceled": 0}
@@ -225,7 +238,10 @@ class MarketMaker:
                 continue  # not sent yet: the limiter will send it
             else:
                 self.limiter.withdraw(o.client_id)
-                self.oms.transition(o, OrderState.CANCELED, f"reconciled ({why}): not live at venue")
+                if o.filled >= o.qty:
+                    self.oms.transition(o, OrderState.FILLED, f"reconciled ({why}): filled at venue")
+                else:
+                    self.oms.transition(o, OrderState.CANCELED, f"reconciled ({why}): not live at venue")
                 counts["closed"] += 1
         for cid, v in at_venue.items():
             known = self.oms.orders.get(cid)
@@ -256,6 +272,34 @@ class MarketMaker:
             self._log("info", f"{self.name}: reconciled on {why}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         self._send_wake.set()
         return counts
+
+    def _recover_fills(self) -> int:
+        """Fills of this bot in the venue's trade history that are not in the store (the process died
+        between the venue recording them and the bot's store committing them) are applied now."""
+        src = self.trade_source
+        if src is None:
+            return 0
+        n = 0
+        for t in src.recent_trades(self.cfg.symbol, 1 << 30):
+            for owner, oid, side, fee, liq in (
+                (t.maker_owner, t.maker_order_id, t.aggressor.opposite, t.maker_fee, Liquidity.MAKER),
+                (t.taker_owner, t.taker_order_id, t.aggressor, t.taker_fee, Liquidity.TAKER),
+            ):
+                if owner != self.name or (oid, t.trade_id) in self.pnl.seen:
+                    continue
+                o = next((m for m in self.oms.orders.values() if m.order_id == oid), None)
+                cid = o.client_id if o is not None else ""
+                ev = Fill(symbol=t.symbol, order_id=oid, client_id=cid, owner=owner, side=side, price=t.price,
+                          qty=t.qty, leaves_qty=0 if o is None else max(0, o.leaves - t.qty), liquidity=liq,
+                          fee=fee, trade_id=t.trade_id, venue=self.cfg.venue, ts=t.ts)
+                if o is not None:
+                    o.filled = min(o.qty, o.filled + t.qty)
+                self._on_fill(o, ev)
+                n += 1
+        if n:
+            self.recovered_fills += n
+            self._log("warning", f"{self.name}: recovered {n} fill(s) from the venue's trade history after restart")
+        return n
 
     # --- the quoting loop -------------------------------------------------------------------------------
     async def _run(self) -> None:

@@ -39,7 +39,7 @@ class PnL:
     peak_net: Decimal = ZERO
     day: int = -1  # UTC day number of day_start_net
     day_start_net: Decimal = ZERO
-    _seen: set[tuple[int, int]] = field(default_factory=set)
+    seen: set[tuple[int, int]] = field(default_factory=set)  # (order_id, trade_id) applied
 
     def __post_init__(self) -> None:
         if self.position == ZERO and self.starting_inventory:
@@ -51,9 +51,9 @@ class PnL:
                 key: tuple[int, int] | None = None) -> bool:
         """Apply one fill; ``key`` (order_id, trade_id) makes it idempotent. Returns False for a duplicate."""
         if key is not None:
-            if key in self._seen:
+            if key in self.seen:
                 return False
-            self._seen.add(key)
+            self.seen.add(key)
         self.fills += 1
         self.volume += qty
         self.fees += fee

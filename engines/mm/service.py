@@ -41,6 +41,7 @@ def build(desk: Desk) -> list[Engine]:
         feed = BinanceBookTickerFeed(desk.bus, url=url, symbols=symbols, name=name, stale_after=stale[url])
         feeds[name] = feed
         engines.append(feed)
+    matching = desk.services.get("matching")
     for cfg in desk.config.mm:
         if not cfg.enabled:
             continue
@@ -52,6 +53,8 @@ def build(desk: Desk) -> list[Engine]:
             instrument=desk.instruments[cfg.symbol],
             services=desk.services,
             store_path=desk.data_dir / f"mm-{cfg.name}.sqlite",
+            # The matching engine keeps (and restores) its trade history: fill recovery after a crash.
+            trade_source=matching if matching is not None and cfg.venue == desk.config.matching.venue else None,
         )
         bots[cfg.name] = bot
         engines.append(bot)

@@ -98,7 +98,9 @@ class MarketMaker:
                        on_fill=self._on_fill, on_unknown=self._on_unknown)
         self.limiter = RateLimiter(cfg.max_orders_per_second, cfg.burst, clock=clock)
         self.pnl = PnL(capital=cfg.capital, starting_inventory=cfg.starting_inventory)
-        self.reference: ReferenceTracker | None = None
+        # Subscribed from construction: a feed started before the bot may deliver its first price early.
+        self.reference: ReferenceTracker | None = ReferenceTracker(
+            bus, clock, cfg.symbol, cfg.reference_source, on_update=self._on_reference)
         self.state = "stopped"
         self.reason = ""
         self.quoting = False
@@ -125,8 +127,6 @@ class MarketMaker:
         if self.store is not None:
             await self.store.open()
             await self._restore()
-        self.reference = ReferenceTracker(self.bus, self.clock, self.cfg.symbol, self.cfg.reference_source,
-                                          on_update=self._on_reference)
         sym = self.cfg.symbol
         for etype, handler in (
             (OrderAccepted, self._ev_accepted),

@@ -205,6 +205,8 @@ async def test_missing_field_and_bad_json(client):
     assert r.json()["detail"][0]["message"] == "Field required"
     r = await client.post("/v1/orders", content=b"{not json", headers=AUTH)
     assert r.status_code == 422 and field_of(r) == ["body"]
+    r = await client.post("/v1/orders", content=b"{" + b" " * 20_000 + b"}", headers=AUTH)
+    assert r.status_code == 413 and field_of(r) == ["body"]
     r = await client.get("/v1/depth/BTC-USD", params={"levels": "0"})
     assert r.status_code == 422 and field_of(r) == ["levels"]
     r = await client.get("/v1/depth/NOPE")

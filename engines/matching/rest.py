@@ -246,6 +246,23 @@ def _validation_error(exc: ValidationError, where: str) -> JSONResponse:
     return JSONResponse({"error": "invalid_request", "detail": detail}, status_code=422)
 
 
+MAX_BODY = 16 * 1024  # an order is a few hundred bytes; refuse to buffer anything much bigger
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise ApiError(413, "too_large", "body", f"request body over {MAX_BODY} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(413, "too_large", "body", f"request body over {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 # --- routes as data: one table drives both the Starlette router and the OpenAPI document ----------------
 
 Handler = Callable[..., Awaitable[Any]]
@@ -286,6 +303,7 @@ OPS: tuple[Op, ...] = (
             (400, OrderAck, "rejected by the venue (status rejected, reason)"),
             (403, OrderAck, "refused by the desk's pre-trade risk gate (status rejected, reason)"),
             (422, ErrorOut, "invalid input (including an off-grid price or quantity); detail names the field"),
+            (413, ErrorOut, "request body too large"),
             *_AUTH_ERR,
         ),
         auth=True,
@@ -305,7 +323,8 @@ OPS: tuple[Op, ...] = (
             Op("PUT", f"/v1/orders/{{symbol}}/{ref}", "Cancel/replace an order", "replace", body=ReplaceOrder,
                responses=((200, OrderAck, "replaced"), (400, OrderAck, "rejected by the venue"),
                           (403, ErrorOut, "refused by the pre-trade risk gate"),
-                          (409, ErrorOut, "the order is no longer open"), *_ERR, *_AUTH_ERR),
+                          (409, ErrorOut, "the order is no longer open"), (413, ErrorOut, "request body too large"),
+                          *_ERR, *_AUTH_ERR),
                auth=True),
         )
     ),
@@ -448,8 +467,9 @@ class RestApi:
                     except ValidationError as exc:
                         return _validation_error(exc, "query")
                 if op.body is not None:
+                    raw = await _read_body(request)
                     try:
-                        kwargs["body"] = op.body.model_validate_json(await request.body())
+                        kwargs["body"] = op.body.model_validate_json(raw)
                     except ValidationError as exc:
                         return _validation_error(exc, "body")
                 result = getattr(self, "h_" + op.handler)(**kwargs)

@@ -246,7 +246,7 @@ class _Client:
             self.wake.clear()
             while items and not self.closing:
                 item = items.popleft()
-                if type(item) is tuple and item[0] == "t":
+                if len(item) == 4:  # ("t", key, gen, text); a stream key is a (symbol, channel) pair
                     self.backlog -= 1
                     if item[1] is not None:
                         st = self.streams.get(item[1])

@@ -276,3 +276,16 @@ def test_fast_event_constructors_build_equal_events() -> None:
                           (new_fill, Fill, fill), (new_trade, Trade, trade)):
         ev = fast(**kw)
         assert type(ev) is cls and ev == cls(**kw) and hash(ev) == hash(cls(**kw))
+
+
+def test_to_grid_converts_and_names_off_grid_values(engine: MatchingEngine) -> None:
+    from engines.instruments import OffGridError
+
+    assert engine.to_grid("BTC-USD", "65000.5", "0.05") == (130_001, 50)
+    assert engine.to_grid("BTC-USD", None, Decimal("1")) == (None, 1000)
+    with pytest.raises(OffGridError, match=r"BTC-USD: price 65000.3 is not a multiple of tick size 0.5"):
+        engine.to_grid("BTC-USD", "65000.3", "1")
+    with pytest.raises(OffGridError, match=r"quantity 0.0005 is not a multiple of lot size 0.001"):
+        engine.to_grid("BTC-USD", "65000", "0.0005")
+    with pytest.raises(OffGridError, match="quantity 0 must be positive"):
+        engine.to_grid("BTC-USD", "65000", "0")

@@ -36,11 +36,12 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engines.bus import Bus
 from engines.events import Event
-from engines.instruments import Instrument
+from engines.instruments import Instrument, OffGridError
 from engines.marketdata import BBO, Depth, Trade
 from engines.matching.book import (
     R_PRICE,
@@ -331,6 +332,22 @@ class MatchingEngine:
         return SubmitResult(None, _REJECTED, reason, 0, 0)
 
     # --- order entry ------------------------------------------------------------------------------------
+    def to_grid(self, symbol: str, price: Decimal | str | None, qty: Decimal | str) -> tuple[int | None, int]:
+        """Decimal price/quantity (API, FIX) -> (ticks, lots) on the symbol's grid.
+
+        Raises ``KeyError`` for an unknown symbol and :class:`~engines.instruments.OffGridError` (a
+        ``ValueError``) naming the price or quantity that is not a whole number of ticks or lots, or
+        not positive. The minimum quantity is the book's check (``submit`` rejects with the reason).
+        """
+        inst = self._s[symbol].inst
+        ticks = None if price is None else inst.to_ticks(price)
+        lots = inst.to_lots(qty)
+        if ticks is not None and ticks <= 0:
+            raise OffGridError(f"{symbol}: price {price} must be positive")
+        if lots <= 0:
+            raise OffGridError(f"{symbol}: quantity {qty} must be positive")
+        return ticks, lots
+
     def submit(self, req: OrderRequest) -> SubmitResult:
         self.ops += 1
         s = self._s.get(req.symbol)

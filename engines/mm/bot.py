@@ -60,6 +60,11 @@ log = logging.getLogger(__name__)
 NS_PER_DAY = 86_400 * 1_000_000_000
 
 
+def _q(x: Decimal) -> str:
+    """Money for display: 8 decimals (average-cost arithmetic carries repeating decimals)."""
+    return str(x.quantize(Decimal("1e-8")))
+
+
 class TradeSource(Protocol):
     """A venue's trade history (the matching engine restores it from its journal): lets a restarted
     bot recover fills the venue recorded but the bot's own store missed in the crash."""
@@ -180,7 +185,8 @@ class MarketMaker:
         return {
             "bot": self.name, "symbol": self.cfg.symbol, "venue": self.cfg.venue, "state": self.state,
             "quoting": self.quoting, "reason": self.reason, "position": str(self.pnl.position),
-            "realised": str(self.pnl.realised), "fees": str(self.pnl.fees), "fills": self.pnl.fills,
+            "realised": _q(self.pnl.realised), "unrealised": _q(self.pnl.unrealised), "fees": _q(self.pnl.fees),
+            "net": _q(self.pnl.net), "fills": self.pnl.fills,
             "open_orders": len(self.oms.live()), "queue": self.limiter.pending(),
             "reconciles": self.reconciles, "last_reconcile": self.last_reconcile,
         }

@@ -175,6 +175,11 @@ class OMS:
         if new.terminal:
             self._write((UPDATE_OUTBOX, ("done", self.clock.time_ns(), "new", o.client_id)))
             self._write((UPDATE_OUTBOX, ("done", self.clock.time_ns(), "cancel", o.client_id)))
+            # Finished orders leave memory at once (the store keeps them): live() stays O(live orders).
+            self.orders.pop(o.client_id, None)
+            self._closed_ids.add(o.client_id)
+            if len(self._closed_ids) > 100_000:
+                self._closed_ids.clear()
         self._publish(o, old, reason)
         return True
 

@@ -59,11 +59,11 @@ API_VERSION = "1.0"
 
 # --- payload models -----------------------------------------------------------------------------------
 
-DecimalStr = Annotated[
-    str,
-    StringConstraints(pattern=r"^[0-9]{1,20}(\.[0-9]{1,18})?$"),
-    Field(description="a non-negative decimal number as a string, e.g. \"65000.5\"", examples=["65000.5"]),
+_DECIMAL = StringConstraints(pattern=r"^[0-9]{1,20}(\.[0-9]{1,18})?$")
+PriceStr = Annotated[
+    str, _DECIMAL, Field(description="price as a decimal string, on the tick grid", examples=["65000.5"])
 ]
+QtyStr = Annotated[str, _DECIMAL, Field(description="quantity as a decimal string, on the lot grid", examples=["0.01"])]
 OwnerStr = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$"),
@@ -83,8 +83,8 @@ class NewOrder(Strict):
     side: Side
     type: OrderType = OrderType.LIMIT
     tif: TimeInForce = TimeInForce.GTC
-    price: DecimalStr | None = None
-    qty: DecimalStr
+    price: PriceStr | None = None
+    qty: QtyStr
     post_only: bool = False
     client_id: ClientIdStr = Field(default="", description="the owner's own id for the order (unique per owner)")
     owner: OwnerStr
@@ -95,8 +95,8 @@ class ReplaceOrder(Strict):
 
     owner: OwnerStr
     new_client_id: ClientIdStr = ""
-    price: DecimalStr | None = Field(default=None, description="new limit price; omit to keep the price")
-    qty: DecimalStr = Field(description="new total open quantity")
+    price: PriceStr | None = Field(default=None, description="new limit price; omit to keep the price")
+    qty: QtyStr = Field(description="new open (leaves) quantity")
 
 
 class OwnerQuery(Strict):

@@ -61,16 +61,6 @@ class OpdeskApp(App[int]):
         Binding("ctrl+x", "panic", "PANIC", priority=True, id="panic",
                 tooltip="Kill the whole desk now (confirmation per ui.confirm_panic_kill)"),
         Binding("ctrl+r", "rearm", "Re-arm…", priority=True, id="rearm", tooltip="Re-arm a halted scope"),
-        Binding("1", "zoom('book')", "Book", id="zoom.book", tooltip="Show only the order book (again: all)"),
-        Binding("2", "zoom('bots')", "Bots", id="zoom.bots", tooltip="Show only the bots (again: all)"),
-        Binding("3", "zoom('grid')", "Grid", id="zoom.grid", tooltip="Show only the grid bots (again: all)"),
-        Binding("4", "zoom('fix')", "FIX", id="zoom.fix", tooltip="Show only the FIX sessions (again: all)"),
-        Binding("5", "zoom('log')", "Log", id="zoom.log", tooltip="Show only the event log (again: all)"),
-        Binding("0", "zoom('')", "All", id="zoom.all", show=False, tooltip="Show every panel"),
-        Binding("i", "fix_inspector", "FIX msgs", id="inspector", tooltip="FIX message inspector"),
-        Binding("o", "orders", "Orders", id="orders", tooltip="Orders and their lifecycles"),
-        Binding("x", "cancel_all_instrument", "Cancel all", id="cancel_all",
-                tooltip="Cancel every open order on the instrument shown in the book"),
         Binding("ctrl+q", "request_quit", "Quit", priority=True, id="quit", tooltip="Stop the desk and quit"),
     ]
 
@@ -110,6 +100,10 @@ class OpdeskApp(App[int]):
             desk_name=config.desk.name,
         )
         self.actions = actions or DeskActions(desk)
+        # The operator dispatcher echoes each action as a LogRecordEvent; the console logs its own.
+        self.model.quiet_sources.add(
+            f"{getattr(self.actions, 'source', 'console')}:{getattr(self.actions, 'actor', 'operator')}"
+        )
         self._subscription = self.model.attach(desk.bus) if (desk is not None and model is None) else None
         self.model.urgent.append(self._urgent)
         self._alert_pending = False
@@ -178,7 +172,7 @@ class OpdeskApp(App[int]):
             self._desk_started = True
         except Exception as exc:
             log.exception("desk failed to start")
-            self.notify(f"desk failed to start: {exc}", title="Desk", severity="error", timeout=10)
+            self.toast(f"desk failed to start: {exc}", title="Desk", severity="error", timeout=10)
 
     async def on_unmount(self) -> None:
         self._main_ready = False
@@ -201,7 +195,8 @@ class OpdeskApp(App[int]):
         with self.batch_update():
             if screen is main or isinstance(screen, ModalScreen):
                 status = self.status_bar
-                status.sample_rate(m.events, self.clock.monotonic())
+                if self.live:
+                    status.sample_rate(m.events, self.clock.monotonic())
                 m.dirty.discard("status")
                 status.refresh_from(m)
                 for panel in self.panels:
@@ -262,18 +257,18 @@ class OpdeskApp(App[int]):
                 self.status_bar.refresh_from(m)
                 state = str(getattr(ev.state, "value", ev.state))
                 sev = "error" if state == "halted" else "warning" if state == "reducing" else "information"
-                self.notify(f"{ev.scope} {state.upper()}: {ev.reason}", title="Trading state", severity=sev)
+                self.toast(f"{ev.scope} {state.upper()}: {ev.reason}", title="Trading state", severity=sev)
             elif name == "KillProgress":
                 screen = self.screen
                 if isinstance(screen, KillProgressScreen) and screen.scope == ev.scope:
                     screen.refresh_from(m)
             elif name == "RiskBreach":
-                self.notify(f"{ev.scope}: {ev.rule} {ev.value} > {ev.limit}", title="Risk breach", severity="error")
+                self.toast(f"{ev.scope}: {ev.rule} {ev.value} > {ev.limit}", title="Risk breach", severity="error")
             elif name == "FixSessionState":
                 state = str(getattr(ev.state, "value", ev.state))
                 if state in ("DISCONNECTED", "RECONNECTING"):
                     why = f": {ev.reason}" if getattr(ev, "reason", "") else ""
-                    self.notify(f"{ev.session} {state}{why}", title="FIX session", severity="warning")
+                    self.toast(f"{ev.session} {state}{why}", title="FIX session", severity="warning")
                 fix = self.main.query_one(FixSessionsPanel)
                 if fix.display:
                     m.dirty.discard("fix")
@@ -283,17 +278,23 @@ class OpdeskApp(App[int]):
                 if now - self._last_reject_toast >= 2.0:
                     n, self._rejects_unshown = self._rejects_unshown, 0
                     more = f" (+{n - 1} more)" if n > 1 else ""
-                    self.notify(f"{ev.owner} {ev.symbol}: {ev.reason}{more}", title="Order rejected",
+                    self.toast(f"{ev.owner} {ev.symbol}: {ev.reason}{more}", title="Order rejected",
                                 severity="warning")
                     self._last_reject_toast = now
             elif name == "EngineStatusChanged":
                 state = str(getattr(ev.state, "value", ev.state))
                 if state in ("failed", "degraded"):
-                    self.notify(f"{ev.engine} {state}: {ev.detail}", title="Engine", severity="error")
+                    self.toast(f"{ev.engine} {state}: {ev.detail}", title="Engine", severity="error")
             elif name == "QueueOverflow" and ev.cut_off:
-                self.notify(f"bus consumer {ev.consumer} cut off", title="Bus", severity="error")
+                self.toast(f"bus consumer {ev.consumer} cut off", title="Bus", severity="error")
 
     # --- helpers -------------------------------------------------------------------------------------
+    def toast(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None) -> None:
+        """A notification; without the live timer (tests) it stays up so screenshots are repeatable."""
+        if timeout is None:
+            timeout = 8.0 if severity == "error" else 5.0
+        self.notify(message, title=title, severity=severity, timeout=timeout if self.live else 3600.0)
+
     @property
     def book_symbol(self) -> str:
         return self.main.query_one(OrderBookPanel).ladder.symbol
@@ -315,11 +316,11 @@ class OpdeskApp(App[int]):
             result = await coro_fn()
         except ActionUnavailable as exc:
             self.model.add_log("warning", "console", f"{what}: {exc}")
-            self.notify(str(exc), title=what, severity="error")
+            self.toast(str(exc), title=what, severity="error")
             return _FAILED
         except Exception as exc:
             log.exception("%s failed", what)
-            self.notify(f"{what} failed: {exc}", title=what, severity="error")
+            self.toast(f"{what} failed: {exc}", title=what, severity="error")
             return _FAILED
         return result
 
@@ -327,7 +328,7 @@ class OpdeskApp(App[int]):
         async def job() -> None:
             result = await self._act(what, coro_fn)
             if done and result is not _FAILED:
-                self.notify(done.format(result=result), title=what)
+                self.toast(done.format(result=result), title=what)
 
         self.run_worker(job(), name=what, exit_on_error=False)
 
@@ -373,7 +374,7 @@ class OpdeskApp(App[int]):
         )
 
     def start_kill(self, scope: str) -> None:
-        self.model.add_log("action", "console", f"operator kill {scope}")
+        # (logged by the kill switch itself: KillSwitchAction, state change, progress)
         screen = KillProgressScreen(scope)
         self.push_screen(screen)
 
@@ -390,7 +391,7 @@ class OpdeskApp(App[int]):
     def action_rearm(self) -> None:
         halted = self.model.halted_scopes()
         if not halted:
-            self.notify("nothing is halted", title="Re-arm")
+            self.toast("nothing is halted", title="Re-arm")
             return
         if len(halted) == 1:
             self.confirm_rearm(halted[0])
@@ -408,7 +409,6 @@ class OpdeskApp(App[int]):
         )
 
     def _do_rearm(self, scope: str) -> None:
-        self.model.add_log("action", "console", f"operator re-arm {scope}")
         self._run("Re-arm", lambda: self.actions.rearm(scope))
 
     # --- bots ----------------------------------------------------------------------------------------

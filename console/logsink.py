@@ -14,14 +14,18 @@ if TYPE_CHECKING:
 
 
 class ModelLogHandler(logging.Handler):
-    """Warnings and above, plus INFO from the console's own action log, into the event log panel."""
+    """The console's own records (INFO and up) and anyone's errors into the event-log panel.
+
+    Engines' operator-relevant lines reach the event log as bus events (``LogRecordEvent``), which a
+    remote console sees too; their stdlib warnings would only duplicate those, so they go to the file.
+    """
 
     def __init__(self, model: DeskModel) -> None:
         super().__init__(logging.INFO)
         self.model = model
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno < logging.WARNING and not record.name.startswith("console."):
+        if record.levelno < logging.ERROR and not record.name.startswith("console."):
             return
         try:
             text = redact(record.getMessage())

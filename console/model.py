@@ -130,6 +130,8 @@ class DeskModel:
         self.symbols = list(instruments)
         self.desk_name = desk_name
         self.own_owners = set(own_owners)
+        #: LogRecordEvent sources not shown (the console's own actions, which it logs itself).
+        self.quiet_sources: set[str] = set()
         self.dirty: set[str] = set(PANELS)
         self.urgent: list[Callable[[Event], None]] = []
         self.events = 0
@@ -491,6 +493,8 @@ class DeskModel:
             self.add_log("error", ev.engine, f"engine {state}: {ev.detail}", ev.ts)
 
     def _logrec(self, ev: Any) -> None:
+        if ev.source in self.quiet_sources:
+            return
         self.add_log(ev.level.lower(), ev.source, ev.message, ev.ts)
 
     def _overflow(self, ev: Any) -> None:

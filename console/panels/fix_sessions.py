@@ -17,14 +17,12 @@ if TYPE_CHECKING:
 
 COLUMNS = [
     ("state", "state"),
-    ("role", "role"),
-    ("sender", "sender"),
-    ("target", "target"),
+    ("session", "sender→target"),
     ("seq_out", "seq out"),
     ("seq_in", "seq in"),
     ("hb", "last hb"),
-    ("rate", "msg/s in/out"),
-    ("msgs", "msgs in/out"),
+    ("rate", "msg/s i/o"),
+    ("msgs", "msgs i/o"),
     ("errors", "errors"),
 ]
 
@@ -64,12 +62,11 @@ class FixSessionsPanel(Panel):
             sender, target = s.sender_target
             symbol = FIX_STATE_SYMBOL.get(s.state, "?")
             errors = Text(f"✖ {s.errors}", style="bold") if s.errors else Text("0")
-            state = Text(f"{symbol} {s.state}", style="bold" if s.state == "ACTIVE" else "")
+            role = "init" if s.role == "initiator" else "acc" if s.role == "acceptor" else s.role
+            state = Text(f"{symbol} {s.state} ({role})", style="bold" if s.state == "ACTIVE" else "")
             rows[name] = (
                 state,
-                s.role,
-                sender,
-                target,
+                f"{sender}→{target}",
                 str(s.next_sender_seq),
                 str(s.next_target_seq),
                 age(now, s.last_heartbeat_ts),

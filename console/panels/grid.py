@@ -35,6 +35,12 @@ class GridView(Widget):
     def render(self) -> Text:
         return self._text
 
+    def on_resize(self) -> None:
+        # How many levels fit depends on the height: redraw for the new size.
+        parent = self.parent
+        if isinstance(parent, Panel):
+            parent.refresh_from(self.app.model)  # type: ignore[attr-defined]
+
     def show(self, text: Text) -> None:
         if text != self._text:
             self._text = text
@@ -52,9 +58,10 @@ def grid_text(model: DeskModel, ev: Any, height: int, colours: dict[str, str]) -
     t.append(f" {getattr(ev, 'symbol', '')}  {state}  market: {market}\n")
     profit = float(getattr(ev, "grid_profit", 0.0))
     unreal = float(getattr(ev, "unrealised", 0.0))
-    t.append(f"round trips {getattr(ev, 'round_trips', 0)}  profit ")
+    t.append(f"round trips {getattr(ev, 'round_trips', 0)} · grid profit ")
     t.append(money(profit), style=colours.get("pnl-up" if profit > 0 else "pnl-down" if profit < 0 else "", ""))
-    t.append(f"  fees {float(getattr(ev, 'fees', 0.0)):,.2f}  inv {float(getattr(ev, 'inventory', 0.0)):g}  unreal ")
+    t.append(f" · fees {float(getattr(ev, 'fees', 0.0)):,.2f}\n")
+    t.append(f"inventory {float(getattr(ev, 'inventory', 0.0)):g} · unrealised ")
     t.append(money(unreal), style=colours.get("pnl-up" if unreal > 0 else "pnl-down" if unreal < 0 else "", ""))
     t.append("\n")
     levels = sorted(getattr(ev, "levels", ()) or (), key=lambda lv: -float(lv[0]))
@@ -69,7 +76,7 @@ def grid_text(model: DeskModel, ev: Any, height: int, colours: dict[str, str]) -
         rows.append((f"  {grouped(float(px)):>12}  {label}", colour))
     if not marker_done:
         rows.append((f"  ──▶ {grouped(float(price))}  price", "marker"))
-    room = max(1, height - 3)
+    room = max(1, height - 4)
     if len(rows) > room:
         centre = next((i for i, (_, c) in enumerate(rows) if c == "marker"), len(rows) // 2)
         start = max(0, min(len(rows) - room, centre - room // 2))

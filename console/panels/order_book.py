@@ -197,6 +197,8 @@ class Ladder(Widget, can_focus=True):
                 text = f" spread {spread} ticks "
         elif depth is None and bbo is None:
             text = " no book yet — waiting for depth "
+        elif not bids and not asks:
+            text = " empty book — no resting orders "
         else:
             text = " one-sided book "
         pad = max(0, width - len(text))
@@ -243,7 +245,10 @@ class Ladder(Widget, can_focus=True):
                 self.refresh(Region(0, y, width, 1))
 
     def on_resize(self) -> None:
+        # The line layout depends on the size: rebuild every line for the new one.
         self._segments = []
+        if self.symbol:
+            self.refresh_from(self.app.model)  # type: ignore[attr-defined]
 
 
 class OrderBookPanel(Panel):

@@ -47,7 +47,7 @@ class StatusBar(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._text = Text()
-        self._rate = 0.0
+        self._rate: float | None = None
         self._last_events = 0
         self._last_mono: float | None = None
 
@@ -66,11 +66,13 @@ class StatusBar(Widget):
         self.set_class(state == "reducing", "-reducing")
         others = [s for s in model.halted_scopes() if s != "desk"]
         if state == "halted":
-            reason = model.state_reason.get("desk", "")
-            text = Text(f"■ ■ ■  DESK HALTED  ■ ■ ■   {reason}", style="bold")
-            text.append("   — nothing trades; cancels only.  ctrl+r re-arms", style="not bold")
+            reason = model.state_reason.get("desk", "") or "no reason given"
+            text = Text("■ ■ ■   DESK HALTED   ■ ■ ■", style="bold", justify="center")
+            text.append(f"\n{reason}", style="bold")
+            hint = "nothing trades, cancels only · ctrl+r re-arms"
             if others:
-                text.append(f"   also: {', '.join(others)}")
+                hint += f" · also halted: {', '.join(others)}"
+            text.append(f"\n{hint}", style="not bold")
         else:
             text = Text()
             text.append(f"opdesk · {model.desk_name}  ", style="bold")
@@ -87,8 +89,8 @@ class StatusBar(Widget):
                 part = f"  {sym} {grouped(price)}" if price is not None else ""
                 if part and text.cell_len + len(part) <= room:
                     text.append(part)
-            part = f"  {self._rate:,.0f} ev/s"
-            if text.cell_len + len(part) <= room:
+            part = f"  {self._rate:,.0f} ev/s" if self._rate is not None else ""
+            if part and text.cell_len + len(part) <= room:
                 text.append(part)
         if text != self._text:
             self._text = text

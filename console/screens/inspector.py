@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label
+from textual.widgets import DataTable, Footer, Input, Static
 
 from console.fixdict import decode, msg_type_name
 from console.format import clock
@@ -30,7 +31,7 @@ class FixInspectorScreen(Screen[None]):
     FixInspectorScreen #search { dock: top; }
     FixInspectorScreen #msgs { width: 2fr; border: round $panel-lighten-2; }
     FixInspectorScreen #fields { width: 3fr; border: round $panel-lighten-2; }
-    FixInspectorScreen #raw { height: auto; max-height: 4; color: $text-muted; padding: 0 1; }
+    FixInspectorScreen #raw { width: 1fr; height: auto; max-height: 5; color: $text-muted; padding: 0 1; }
     FixInspectorScreen DataTable:focus { border: none; }
     """
 
@@ -50,7 +51,7 @@ class FixInspectorScreen(Screen[None]):
             with Vertical(id="msgs"):
                 yield DataTable(id="msg-table", cursor_type="row")
             with Vertical(id="fields"):
-                yield Label("", id="raw")
+                yield Static("", id="raw")
                 yield DataTable(id="field-table", cursor_type="row")
         yield Footer()
 
@@ -119,7 +120,7 @@ class FixInspectorScreen(Screen[None]):
                 self._add(ev)
 
     def show(self, ev: Any) -> None:
-        self.query_one("#raw", Label).update(ev.raw)
+        self.query_one("#raw", Static).update(Text(ev.raw.replace("|", "| ")))
         fields = self.query_one("#field-table", DataTable)
         fields.clear()  # a different message: a different set of rows
         for tag, name, value, meaning in decode(ev.raw):

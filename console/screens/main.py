@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -22,6 +23,19 @@ class MainScreen(Screen[None]):
     """Wide terminals show every panel; narrow ones (or a zoom) show one panel at a time."""
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+
+    BINDINGS = [
+        Binding("1", "app.zoom('book')", "Book", id="zoom.book", tooltip="Show only the order book (again: all)"),
+        Binding("2", "app.zoom('bots')", "Bots", id="zoom.bots", tooltip="Show only the bots (again: all)"),
+        Binding("3", "app.zoom('grid')", "Grid", id="zoom.grid", tooltip="Show only the grid bots (again: all)"),
+        Binding("4", "app.zoom('fix')", "FIX", id="zoom.fix", tooltip="Show only the FIX sessions (again: all)"),
+        Binding("5", "app.zoom('log')", "Log", id="zoom.log", tooltip="Show only the event log (again: all)"),
+        Binding("0", "app.zoom('')", "All", id="zoom.all", show=False, tooltip="Show every panel"),
+        Binding("i", "app.fix_inspector", "FIX msgs", id="inspector", tooltip="FIX message inspector"),
+        Binding("o", "app.orders", "Orders", id="orders", tooltip="Orders and their lifecycles"),
+        Binding("x", "app.cancel_all_instrument", "Cancel all", id="cancel_all",
+                tooltip="Cancel every open order on the instrument shown in the book"),
+    ]
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")

@@ -263,6 +263,26 @@ async def test_risk_gate_refusal_is_403_and_published(client, desk):
     assert r.status_code == 201
 
 
+async def test_replace_asks_the_gate_only_when_adding_risk(client, desk):
+    r = await client.post("/v1/orders", json=order(qty="0.05"), headers=AUTH)
+    oid = r.json()["order_id"]
+
+    class Halted:
+        def check(self, order: OrderRequest) -> str | None:
+            return "desk halted"
+
+    desk.router.gate = Halted()
+    r = await client.put(f"/v1/orders/BTC-USD/{oid}", json={"owner": "alice", "qty": "0.06"}, headers=AUTH)
+    assert r.status_code == 403 and r.json()["detail"] == [{"field": "order", "message": "desk halted"}]
+    r = await client.put(f"/v1/orders/BTC-USD/{oid}", json={"owner": "alice", "qty": "0.05", "price": "64000"},
+                         headers=AUTH)
+    assert r.status_code == 403
+    r = await client.put(f"/v1/orders/BTC-USD/{oid}", json={"owner": "alice", "qty": "0.02"}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["leaves_qty"] == "0.02"  # taking risk off always passes
+    (o,) = desk.services["matching"].open_orders(owner="alice")
+    assert (o.price, o.qty) == (130_000, 20)
+
+
 async def test_venue_rejection_is_400(client):
     await client.post("/v1/orders", json=order(side="sell", price="65000"), headers=AUTH)
     r = await client.post("/v1/orders", json=order(post_only=True, price="65000"), headers=AUTH)

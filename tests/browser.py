@@ -83,19 +83,15 @@ class Browser:
                     fut.set_result(msg.get("result"))
             elif msg.get("method") == "Network.webSocketFrameReceived":
                 resp = msg["params"]["response"]
-                if resp.get("opcode") == 2:  # binary: textual-serve packets
+                if resp.get("opcode") == 2:  # binary: terminal output
                     self._on_packet(base64.b64decode(resp["payloadData"]))
                 else:
                     self.terminal_bytes += resp.get("payloadData", "").encode()
                 self.received.set()
 
     def _on_packet(self, data: bytes) -> None:
-        # textual-serve packet: 1 byte type (b"D" data / b"M" meta), 4 bytes big-endian length, payload
-        while len(data) >= 5:
-            kind, size = data[:1], int.from_bytes(data[1:5], "big")
-            if kind == b"D":
-                self.terminal_bytes += data[5 : 5 + size]
-            data = data[5 + size :]
+        # textual-serve forwards the app's terminal output as raw binary frames.
+        self.terminal_bytes += data
 
     def screen_text(self) -> str:
         return ANSI.sub(b"", bytes(self.terminal_bytes)).decode("utf-8", "replace")
@@ -117,7 +113,11 @@ class Browser:
                 await self.received.wait()
             return self.screen_text()
 
-        return await asyncio.wait_for(wait(), timeout)
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            tail = self.screen_text()[-1500:]
+            raise AssertionError(f"{needle!r} never reached the page; last output:\n{tail}") from None
 
     async def key(self, key: str, code: str, key_code: int, modifiers: int = 0, text: str = "") -> None:
         for kind in ("keyDown", "keyUp"):

@@ -283,3 +283,37 @@ async def test_restart_reconciles_with_the_venue(tmp_path, policy):
     venue_ids = sorted(rig.venue.open)
     assert venue_ids == sorted(o.client_id for o in bot2.oms.live())  # nothing unknown rests at the venue
     await bot2.stop()
+
+
+async def test_adopted_order_on_a_quote_level_is_kept_not_requoted(tmp_path):
+    rig = Rig(tmp_path, reconcile="adopt", levels=1)
+    rig.venue.place_unknown(OrderRequest(symbol="BTC-USD", side=Side.BUY, qty=50, price=129948,
+                                         client_id="mm1-9", owner="mm1"))
+    await rig.bot.start()
+    assert rig.bot.last_reconcile["adopted"] == 1
+    rig.tick(65000.0)
+    await rig.bot.step()
+    await rig.drain()
+    assert rig.resting() == [("mm1-10", "sell", "65026.0", 50), ("mm1-9", "buy", "64974.0", 50)]
+    assert rig.venue.cancels == []
+
+
+async def test_daily_loss_and_peak_survive_a_restart(tmp_path):
+    rig = Rig(tmp_path, levels=1, limits=MMLimits(daily_loss=Decimal(100)))
+    await rig.bot.start()
+    rig.tick(65000.0)
+    await rig.bot.step()
+    await rig.drain()
+    rig.venue.fill("mm1-1", 50)  # long 0.05 @ 64974
+    rig.tick(63500.0)  # 0.05 x (63500 - 64974) = -73.70: within the limit
+    await rig.bot.step()
+    rig.bot.publish_status()
+    assert rig.bot.pnl.daily_pnl == Decimal("-73.7000") and rig.bot.pnl.peak_net == Decimal("1.3000")
+    await rig.bot.stop()
+    bot2 = rig.new_bot()
+    await bot2.start()
+    rig.tick(63500.0)
+    await bot2.step()
+    assert bot2.pnl.daily_pnl == Decimal("-73.7000")  # same UTC day: not reset by the restart
+    assert bot2.pnl.peak_net == Decimal("1.3000") and bot2.pnl.drawdown == Decimal("75.0000")
+    await bot2.stop()

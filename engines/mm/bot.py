@@ -124,6 +124,7 @@ class MarketMaker:
         self._last_status = 0.0
         self._lock = asyncio.Lock()  # step() and reconcile() never interleave
         self._starting_price_set = False
+        self._persisted_marks: tuple[int, Decimal, Decimal] | None = None
         self._outbox: list[OutboxRow] = []  # unfinished outbox rows found at start, settled by reconcile
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -203,6 +204,16 @@ class MarketMaker:
         for f in await self.store.fills():
             self.pnl.on_fill(Side(f["side"]), self.inst.qty(f["qty"]), self.inst.price(f["price"]),
                              Decimal(f["fee"]), key=(f["order_id"], f["trade_id"]))
+        # The day's starting net and the peak net are marks, not fills: kept in meta so a restart
+        # does not reset the daily-loss and drawdown limits.
+        day = await self.store.meta("pnl_day")
+        if day is not None:
+            self.pnl.day = int(day)
+            self.pnl.day_start_net = Decimal(await self.store.meta("pnl_day_start_net") or "0")
+        peak = await self.store.meta("pnl_peak_net")
+        if peak is not None and Decimal(peak) > self.pnl.peak_net:
+            self.pnl.peak_net = Decimal(peak)
+        self._persisted_marks = (self.pnl.day, self.pnl.day_start_net, self.pnl.peak_net)
         row = await self.store.position(self.cfg.symbol)
         if row is not None and Decimal(row["position"]) != self.pnl.position:
             log.warning("%s: stored position %s differs from fills on record %s; using the fills",
@@ -378,7 +389,7 @@ class MarketMaker:
                 blocked, _ = self._blocked()
                 await self._stand_down(blocked or f"halted: {breach.detail}")
                 return
-        self.quoting = True
+        self.quoting = bool(targets)
         self.state = "quoting" if sides == (Side.BUY, Side.SELL) else "reducing"
         self.reason = "" if self.state == "quoting" else "risk: reducing only"
         await self._apply(targets)
@@ -411,9 +422,17 @@ class MarketMaker:
         for o in self.oms.live():
             if o.state is OrderState.PENDING_CANCEL:
                 continue
+            age = 0.0 if o.live_since is None else now - o.live_since
+            if o.level < 0:  # adopted: it takes the first free level it already quotes well enough
+                for (side, level), t in sorted(targets.items(), key=lambda kv: kv[0][1]):
+                    if side is o.side and (side, level) not in covered and not needs_refresh(
+                        o.price, o.qty, t, tolerance_bps=self.cfg.tolerance_bps, age=age,
+                        max_age=self.cfg.max_order_age,
+                    ):
+                        o.level = level
+                        break
             key = (o.side, o.level)
             target = targets.get(key)
-            age = 0.0 if o.live_since is None else now - o.live_since
             if target is None or key in covered or needs_refresh(
                 o.price, o.qty, target, tolerance_bps=self.cfg.tolerance_bps, age=age, max_age=self.cfg.max_order_age
             ):
@@ -622,8 +641,19 @@ class MarketMaker:
         if now - self._last_status >= 1.0 / self.cfg.status_hz:
             self.publish_status()
 
+    def _persist_marks(self) -> None:
+        p = self.pnl
+        marks = (p.day, p.day_start_net, p.peak_net)
+        if self.store is None or marks == self._persisted_marks:
+            return
+        self._persisted_marks = marks
+        sql = "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)"
+        self.store.write((sql, ("pnl_day", str(p.day))), (sql, ("pnl_day_start_net", str(p.day_start_net))),
+                         (sql, ("pnl_peak_net", str(p.peak_net))))
+
     def publish_status(self) -> None:
         self._last_status = self.clock.monotonic()
+        self._persist_marks()
         p = self.pnl
         live = self.oms.live()
         bids = [o.price for o in live if o.side is Side.BUY and o.state is not OrderState.PENDING_CANCEL]

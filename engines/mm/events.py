@@ -58,4 +58,6 @@ class MMOrderState(Event):
     order_id: int | None = None
     reason: str = ""
     venue: str = "sim"
-    KEY_FIELD: ClassVar[str | None] = "bot"
+    # Keyed by order (client ids are "<bot>-<seq>", unique across bots): the remote state cache keeps
+    # the latest state of every open order.
+    KEY_FIELD: ClassVar[str | None] = "client_id"

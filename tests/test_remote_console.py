@@ -94,6 +94,8 @@ async def test_dropped_connection_is_shown_then_reconnects_and_resnapshots(desk,
         await until(pilot, lambda: LinkState.DISCONNECTED in links)
         assert app.main.has_class("-stale")
         assert "DISCONNECTED" in app.sub_title
+        app.refresh_panels()
+        assert str(app.status_bar.render()).startswith("⚠ DISCONNECTED")
         await until(pilot, lambda: app.link is LinkState.LIVE and app.client.snapshots == 2)
         assert not app.main.has_class("-stale")
         assert app.client.connects == 2 and app.model.prices

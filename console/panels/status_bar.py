@@ -61,6 +61,16 @@ class StatusBar(Widget):
         self._last_events, self._last_mono = events, mono
 
     def refresh_from(self, model: DeskModel) -> None:
+        link = getattr(model, "link", "live")  # set by the remote console; an in-process desk is always live
+        if link != "live":
+            text = Text(f"⚠ {str(link).upper()} ", style="bold reverse")
+            text.append(f"  {getattr(self.app, 'sub_title', '') or 'not connected to the desk'}", style="bold")
+            self.set_class(False, "-halted")
+            self.set_class(True, "-reducing")
+            if text != self._text:
+                self._text = text
+                self.refresh()
+            return
         state = model.desk_state()
         self.set_class(state == "halted", "-halted")
         self.set_class(state == "reducing", "-reducing")

@@ -13,6 +13,7 @@ import pytest
 from engines.clock import ManualClock
 from engines.fix.acceptor import Acceptor
 from engines.fix.events import SessionState
+from engines.fix.message import build
 from engines.fix.session import Session, SessionID, SessionSettings
 from engines.fix.store import MemoryStore, ResetPolicy, SqliteStore
 from tests.fix_peer import RawPeer, tags
@@ -24,23 +25,27 @@ KEY = "FIX.4.4:SRV->CLI"
 async def test_store_round_trip_and_reset(kind, tmp_path) -> None:
     store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "fix.db")
     await store.open()
+    m = {i: build("FIX.4.4", "D", i, "SRV", "CLI", [(11, f"c{i}")]) for i in range(1, 8)}
     assert (await store.load(KEY)).next_sender == 1
-    await store.save(KEY, 4, 7, [(1, b"m1"), (2, b"m2"), (3, b"m3")])
-    await store.save("other", 9, 9, [(1, b"x")])
+    await store.save(KEY, 4, 7, [(1, m[1]), (2, m[2]), (3, m[3])])
+    await store.save(KEY, 7, 7, [(5, m[5]), (6, m[6])])  # 4 was an admin message: not stored
+    await store.save("other", 9, 9, [(1, m[1])])
     s = await store.load(KEY)
-    assert (s.next_sender, s.next_target) == (4, 7)
-    assert await store.messages(KEY, 2, 0) == [(2, b"m2"), (3, b"m3")]
-    assert await store.messages(KEY, 1, 2) == [(1, b"m1"), (2, b"m2")]
+    assert (s.next_sender, s.next_target) == (7, 7)
+    assert await store.messages(KEY, 2, 0) == [(2, m[2]), (3, m[3]), (5, m[5]), (6, m[6])]
+    assert await store.messages(KEY, 1, 2) == [(1, m[1]), (2, m[2])]
+    assert await store.messages(KEY, 4, 5) == [(5, m[5])]
     await store.reset(KEY, 123)
     s = await store.load(KEY)
     assert (s.next_sender, s.next_target, s.created_ns) == (1, 1, 123)
     assert await store.messages(KEY, 1, 0) == []
-    assert await store.messages("other", 1, 0) == [(1, b"x")]
+    assert await store.messages("other", 1, 0) == [(1, m[1])]
     await store.close()
     if kind == "sqlite":  # persisted across reopen
         again = SqliteStore(tmp_path / "fix.db")
         await again.open()
         assert (await again.load("other")).next_sender == 9
+        assert await again.messages("other", 1, 1) == [(1, m[1])]
         await again.close()
 
 

@@ -121,14 +121,17 @@ class FixMessage:
     def get(self, tag: int) -> bytes | None:
         """Value of the first occurrence of ``tag`` (None if absent). Tag 8 is also found."""
         raw = self.raw
-        key = _NEEDLES.get(tag) or _needle(tag)
+        try:
+            key = _NEEDLES[tag]
+        except KeyError:
+            key = _needle(tag)
         i = raw.find(key)
         if i < 0:
             if tag == 8 and raw.startswith(b"8="):
-                return raw[2 : raw.find(SOH)]
+                return raw[2 : raw.find(b"\x01")]
             return None
         i += len(key)
-        return raw[i : raw.find(SOH, i)]
+        return raw[i : raw.find(b"\x01", i)]
 
     def get_str(self, tag: int, default: str | None = None) -> str | None:
         v = self.get(tag)
@@ -193,7 +196,16 @@ def parse(raw: bytes) -> FixMessage:
     if i < 0:
         raise ValueError("no MsgType (35)")
     i += 4
-    return FixMessage(raw, raw[i : raw.find(SOH, i)].decode("latin-1"))
+    mt = raw[i : raw.find(b"\x01", i)]
+    try:
+        return FixMessage(raw, _MSG_TYPES[mt])
+    except KeyError:
+        if len(_MSG_TYPES) < 1000:
+            _MSG_TYPES[mt] = mt.decode("latin-1")
+        return FixMessage(raw, mt.decode("latin-1"))
+
+
+_MSG_TYPES: dict[bytes, str] = {}
 
 
 def mask(raw: bytes) -> str:

@@ -23,6 +23,8 @@ from typing import Protocol
 
 import aiosqlite
 
+from engines.fix.message import FixFramer, parse
+
 
 class ResetPolicy(enum.StrEnum):
     """When a session's sequence numbers go back to 1 and its stored messages are dropped."""
@@ -107,20 +109,27 @@ CREATE TABLE IF NOT EXISTS fix_session (
     next_target INTEGER NOT NULL,
     created_ns INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS fix_message (
+-- One row per committed batch: the raw messages back to back (they frame themselves), so a batch
+-- costs one B-tree insert however many messages it holds. Resends read the overlapping batches.
+CREATE TABLE IF NOT EXISTS fix_batch (
     session TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    raw BLOB NOT NULL,
-    PRIMARY KEY (session, seq)
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (session, first_seq)
 ) WITHOUT ROWID;
 """
 
-
-_INSERT = "INSERT OR REPLACE INTO fix_message (session, seq, raw) VALUES (?, ?, ?)"
+_INSERT = "INSERT OR REPLACE INTO fix_batch (session, first_seq, last_seq, data) VALUES (?, ?, ?, ?)"
 _UPSERT = (
     "INSERT INTO fix_session (session, next_sender, next_target) VALUES (?, ?, ?) "
     "ON CONFLICT(session) DO UPDATE SET next_sender = excluded.next_sender, next_target = excluded.next_target"
 )
+
+
+def _batch_row(session: str, messages: Sequence[tuple[int, bytes]]) -> tuple[str, int, int, bytes]:
+    seqs = [s for s, _ in messages]
+    return (session, min(seqs), max(seqs), b"".join(m for _, m in messages))
 
 
 class SqliteStore:
@@ -167,12 +176,12 @@ class SqliteStore:
         self.saves += 1
         run = getattr(db, "_execute", None)
         if run is not None:
-            # One hop to aiosqlite's thread for the whole transaction instead of three (executemany,
-            # execute, commit): per-hop latency, not SQLite, bounds the commit rate.
+            # One hop to aiosqlite's thread for the whole transaction instead of three (insert,
+            # upsert, commit): per-hop latency, not SQLite, bounds the commit rate.
             await run(self._save_sync, db, session, next_sender, next_target, messages)
             return
         if messages:
-            await db.executemany(_INSERT, [(session, s, m) for s, m in messages])
+            await db.execute(_INSERT, _batch_row(session, messages))
         await db.execute(_UPSERT, (session, next_sender, next_target))
         await db.commit()
 
@@ -183,7 +192,7 @@ class SqliteStore:
         conn = db._conn
         try:
             if messages:
-                conn.executemany(_INSERT, [(session, s, m) for s, m in messages])
+                conn.execute(_INSERT, _batch_row(session, messages))
             conn.execute(_UPSERT, (session, ns, nt))
             conn.commit()
         except BaseException:
@@ -192,15 +201,23 @@ class SqliteStore:
 
     async def messages(self, session: str, begin: int, end: int) -> list[tuple[int, bytes]]:
         async with self._conn().execute(
-            "SELECT seq, raw FROM fix_message WHERE session = ? AND seq >= ? AND (? = 0 OR seq <= ?) ORDER BY seq",
+            "SELECT data FROM fix_batch WHERE session = ? AND last_seq >= ? AND (? = 0 OR first_seq <= ?) "
+            "ORDER BY first_seq",
             (session, begin, end, end),
         ) as cur:
             rows = await cur.fetchall()
-        return [(int(s), bytes(m)) for s, m in rows]
+        out: dict[int, bytes] = {}
+        framer = FixFramer()
+        for (data,) in rows:
+            for raw in framer.feed(bytes(data)):
+                seq = parse(raw).seq_num
+                if seq is not None and seq >= begin and (end == 0 or seq <= end):
+                    out[seq] = raw  # a later batch wins (a message stored again after a reset)
+        return sorted(out.items())
 
     async def reset(self, session: str, created_ns: int = 0) -> None:
         db = self._conn()
-        await db.execute("DELETE FROM fix_message WHERE session = ?", (session,))
+        await db.execute("DELETE FROM fix_batch WHERE session = ?", (session,))
         await db.execute(
             "INSERT INTO fix_session (session, next_sender, next_target, created_ns) VALUES (?, 1, 1, ?) "
             "ON CONFLICT(session) DO UPDATE SET next_sender = 1, next_target = 1, created_ns = excluded.created_ns",

@@ -44,10 +44,11 @@ BUILDERS: list[str] = [
     "engines.matching.service:build",  # the matching engine + its venue "sim" (before its APIs)
     "engines.matching.api:build",  # REST + WS of the matching engine: keep right after matching's service
     "engines.risk.service:build",  # after matching, before bots and FIX: the gate must exist first
-    "engines.mm.service:build",  # market makers (+ their reference feeds): after risk
     "engines.grid.service:build",  # grid bots: after risk (their orders pass its gate)
-    "engines.sim.takers:build",  # simulated taker flow on the matching engine: after the bots
     "engines.fix.service:build",  # after matching and risk (the gateway routes through them)
+    "engines.mm.service:build",  # market makers (+ feeds): after risk, and after FIX so a bot quoting on a
+    # FIX venue stops (and cancels its quotes) before the FIX sessions close
+    "engines.sim.takers:build",  # simulated taker flow on the matching engine: after the bots
     "engines.control.service:build",  # control API (kill/rearm/status); last but the remote channel
     "engines.remote.service:build",  # keep last: serves the state of everything built before it
 ]

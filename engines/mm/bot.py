@@ -413,6 +413,8 @@ class MarketMaker:
             return "stale"
         if reason.startswith("waiting"):
             return "waiting"
+        if reason.endswith("disconnected"):
+            return "disconnected"
         return "blocked"
 
     async def _apply(self, targets: dict[tuple[Side, int], QuoteLevel]) -> None:

@@ -33,6 +33,7 @@ class KillProgressScreen(ModalScreen[None]):
         super().__init__()
         self.scope = scope
         self.done = False
+        self._ready = False
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -42,13 +43,22 @@ class KillProgressScreen(ModalScreen[None]):
             yield Static("", id="pending")
             yield Label("esc/enter close (the kill carries on)", id="hint")
 
+    def on_mount(self) -> None:
+        self._ready = True
+        model = getattr(self.app, "model", None)
+        if model is not None:
+            self.refresh_from(model)
+
     def refresh_from(self, model: DeskModel) -> None:
+        if not self._ready:
+            return  # pushed but not composed yet; on_mount shows the latest progress
         self.show(model.kill_progress.get(self.scope), model.states.get(self.scope, "active"))
 
     def show(self, progress: Any, state: str) -> None:
-        if progress is None:
+        bars = self.query(ProgressBar)
+        if progress is None or not bars:  # not composed yet: the next refresh tick shows it
             return
-        bar = self.query_one(ProgressBar)
+        bar = bars.first()
         bar.update(total=max(1, progress.requested), progress=progress.confirmed)
         status = "✔ done" if progress.done else "… confirming"
         self.query_one("#counts", Label).update(

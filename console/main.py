@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from engines.config import DeskConfig
 
 
@@ -16,12 +18,12 @@ def run_console(config: DeskConfig) -> int:
     return app.return_code or 0
 
 
-def run_remote_console(config: DeskConfig, url: str, token: str) -> int:
+def run_remote_console(config: DeskConfig, url: str, token: str, *, ssl_context: Any = None) -> int:
     """The console attached to a desk running elsewhere (``opdesk attach``)."""
     from console.logsink import setup_console_logging
     from console.remote import RemoteConsoleApp
 
-    app = RemoteConsoleApp(config, url, token)
+    app = RemoteConsoleApp(config, url, token, ssl_context=ssl_context)
     setup_console_logging(config.logging.level, config.logging.file or config.desk.path / "attach.log")
     app.run()
     return app.return_code or 0

@@ -66,7 +66,7 @@ class RemoteConsoleApp(OpdeskApp):
     }
     """
 
-    def __init__(self, config: DeskConfig, url: str, token: str, **kwargs: Any) -> None:
+    def __init__(self, config: DeskConfig, url: str, token: str, *, ssl_context: Any = None, **kwargs: Any) -> None:
         self.url = url
         self.client = RemoteDeskClient(
             url,
@@ -74,6 +74,7 @@ class RemoteConsoleApp(OpdeskApp):
             on_snapshot=self._on_snapshot,
             on_events=self._on_events,
             on_link=self._on_link,
+            ssl_context=ssl_context,
         )
         model = DeskModel({}, desk_name="(connecting)")
         super().__init__(config, desk=None, model=model, actions=RemoteDeskActions(self.client), **kwargs)

@@ -140,3 +140,41 @@ async def test_client_that_falls_behind_is_resnapshotted_and_desk_unaffected(des
         assert desk.services["remote"].resyncs >= 1
     finally:
         await c.close()
+
+
+async def test_tls_channel(tmp_path, monkeypatch):
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    monkeypatch.setenv("OPDESK_DESK__DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("OPDESK_REMOTE__PORT", "0")
+    monkeypatch.setenv("OPDESK_REMOTE__TLS_CERT", str(cert))
+    monkeypatch.setenv("OPDESK_REMOTE__TLS_KEY", str(key))
+    monkeypatch.setenv("OPDESK_REMOTE__TOKENS", json.dumps([{"name": "alice", "role": "operator", "token": OPERATOR}]))
+    d = Desk(load_config()).build(["engines.sim.prices:build", "engines.remote.service:build"])
+    await d.start()
+    try:
+        tokens = json.loads((d.data_dir / "remote-tokens.json").read_text())
+        assert tokens["url"].startswith("wss://127.0.0.1:")
+        rec = Recorder()
+        c = RemoteDeskClient(
+            tokens["url"], OPERATOR, on_snapshot=rec.on_snapshot, on_events=rec.on_events, on_link=rec.on_link,
+            ssl_context=ssl.create_default_context(cafile=str(cert)),
+        )
+        c.start()
+        try:
+            await rec.until(lambda: rec.snapshots)
+            assert c.role == "operator"
+        finally:
+            await c.close()
+    finally:
+        await d.stop()

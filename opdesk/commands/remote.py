@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("url", nargs="?", help="ws://HOST:PORT of the desk (default: the local desk's)")
     p.add_argument("--token", help="access token (default: $OPDESK_TOKEN, or the local desk's operator token)")
     p.add_argument("--viewer", action="store_true", help="with the local desk's tokens: attach read-only")
+    p.add_argument("--cafile", help="CA certificate to trust for a wss:// desk with its own certificate")
     p.set_defaults(func=run_attach)
 
     w = sub.add_parser("web", help="serve the console in a browser, attached to the running desk")
@@ -55,7 +56,12 @@ def run_attach(args: argparse.Namespace) -> int:
     from console.main import run_remote_console
     from engines.config import load_config
 
-    return run_remote_console(load_config(args.config), url, token)
+    ssl_context = None
+    if args.cafile:
+        import ssl
+
+        ssl_context = ssl.create_default_context(cafile=args.cafile)
+    return run_remote_console(load_config(args.config), url, token, ssl_context=ssl_context)
 
 
 def run_web(args: argparse.Namespace) -> int:

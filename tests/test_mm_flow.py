@@ -154,3 +154,16 @@ async def test_a_bot_quotes_around_the_binance_reference(tmp_path):
         finally:
             await desk.stop()
     assert Path(tmp_path / "mm-mmb.sqlite").exists()
+
+
+def test_off_grid_size_is_a_config_error(tmp_path):
+    from engines.config import ConfigError
+
+    cfg = DeskConfig(sim={"enabled": False}, grid=[], fix={"enabled": False}, matching={"journal": False},
+                     mm=[{"name": "a", "symbol": "BTC-USD", "order_qty": "0.0005"}])
+    try:
+        Desk(cfg, data_dir=tmp_path).build(["engines.mm.service:build"])
+    except ConfigError as exc:
+        assert "mm 'a': BTC-USD: quantity 0.0005 is not a multiple of lot size 0.001" in str(exc)
+    else:
+        raise AssertionError("no ConfigError")

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from engines.config import ConfigError
 from engines.feeds.binance import BinanceBookTickerFeed
 from engines.feeds.venue_mid import VenueMidFeed
+from engines.instruments import OffGridError
 from engines.mm.bot import MarketMaker
+from engines.mm.quote import QuoteParams
 
 if TYPE_CHECKING:
     from engines.runtime import Desk, Engine
@@ -45,6 +48,10 @@ def build(desk: Desk) -> list[Engine]:
     for cfg in desk.config.mm:
         if not cfg.enabled:
             continue
+        try:
+            QuoteParams.from_config(cfg, desk.instruments[cfg.symbol])
+        except OffGridError as exc:  # sizes must sit on the instrument's lot grid
+            raise ConfigError(f"invalid configuration:\n  mm {cfg.name!r}: {exc}") from None
         bot = MarketMaker(
             cfg,
             bus=desk.bus,

@@ -70,7 +70,7 @@ def workload(n: int, seed: int, variant: str = "basic", owners: int = 32) -> tup
         r = rng.random()
         if r < 0.25 and live:
             victim = live[rng.randrange(len(live))]
-            ops.append((CANCEL, victim))
+            ops.append((CANCEL, victim, 0, None, 0, ""))
             ref.cancel(victim)
             drop(victim)
             continue
@@ -102,7 +102,7 @@ def workload(n: int, seed: int, variant: str = "basic", owners: int = 32) -> tup
         else:
             qty = rng.randint(1, 10)
             res = ref.submit(oid, side, None, qty, owner)
-            ops.append((MARKET, oid, side, qty, owner))
+            ops.append((MARKET, oid, side, None, qty, owner))
         for m, _px, _q in res.fills:
             if m not in ref.orders:
                 drop(m)
@@ -124,16 +124,14 @@ def run_core(ops: list[tuple[Any, ...]]) -> tuple[float, float, OrderBook]:
     cancel = book.cancel
     c0 = time.process_time()
     t0 = time.perf_counter()
-    for op in ops:
-        k = op[0]
-        if k == 0:
-            submit(op[1], op[2], op[3], op[4], op[5])
-        elif k == 1:
-            cancel(op[1])
-        elif k == 2:
-            submit(op[1], op[2], None, op[3], op[4])
+    # every op is (kind, order id, side, price or None, qty, owner): one unpack, then the call
+    for k, oid, side, px, qty, owner in ops:
+        if k == 1:
+            cancel(oid)
+        elif k < 3:  # limit (GTC) or market (px None)
+            submit(oid, side, px, qty, owner)
         else:
-            submit(op[1], op[2], op[3], op[4], op[5], k - 2)  # IOC=1, FOK=2
+            submit(oid, side, px, qty, owner, k - 2)  # IOC=1, FOK=2
     return time.perf_counter() - t0, time.process_time() - c0, book
 
 
@@ -143,23 +141,18 @@ def latencies_core(ops: list[tuple[Any, ...]]) -> dict[str, dict[str, float]]:
     cancel = book.cancel
     clock = time.perf_counter_ns
     samples: list[list[int]] = [[] for _ in KIND_NAMES]
-    for op in ops:
-        k = op[0]
-        if k == 0:
+    for k, oid, side, px, qty, owner in ops:
+        if k == 1:
             t = clock()
-            submit(op[1], op[2], op[3], op[4], op[5])
+            cancel(oid)
             t1 = clock()
-        elif k == 1:
+        elif k < 3:
             t = clock()
-            cancel(op[1])
-            t1 = clock()
-        elif k == 2:
-            t = clock()
-            submit(op[1], op[2], None, op[3], op[4])
+            submit(oid, side, px, qty, owner)
             t1 = clock()
         else:
             t = clock()
-            submit(op[1], op[2], op[3], op[4], op[5], k - 2)
+            submit(oid, side, px, qty, owner, k - 2)
             t1 = clock()
         samples[k].append(t1 - t)
     # the clock pair itself costs something: report it so readers can subtract it
@@ -216,8 +209,8 @@ def engine_requests(ops: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if k == CANCEL:
             out.append((False, op[1]))
         elif k == MARKET:
-            out.append((True, OrderRequest(symbol="BENCH", side=sides[op[2]], qty=op[3], type=OrderType.MARKET,
-                                           owner=op[4])))
+            out.append((True, OrderRequest(symbol="BENCH", side=sides[op[2]], qty=op[4], type=OrderType.MARKET,
+                                           owner=op[5])))
         else:
             out.append((True, OrderRequest(symbol="BENCH", side=sides[op[2]], price=op[3], qty=op[4],
                                            tif=tifs[k], owner=op[5])))

@@ -290,6 +290,8 @@ class OrderBook:
                 break
             lvl = levels[px]
             h = lvl[2]
+            live = lvl[1]
+            took = 0  # the level's totals are written back once, not per fill
             while True:
                 m = lvl[h]
                 mq = m[3]
@@ -305,9 +307,9 @@ class OrderBook:
                     m[6] = 3
                     del orders[m[0]]
                     fills.append((m, None, mq))
-                    lvl[0] -= mq
-                    lvl[1] -= 1
-                    if not lvl[1]:
+                    took += mq
+                    live -= 1
+                    if not live:
                         break
                     continue
                 if mq <= qty:
@@ -318,26 +320,29 @@ class OrderBook:
                     del orders[m[0]]
                     fills.append((m, px, mq))
                     qty -= mq
-                    lvl[0] -= mq
-                    lvl[1] -= 1
-                    if not lvl[1] or not qty:
+                    took += mq
+                    live -= 1
+                    if not live or not qty:
                         break
                 else:
                     m[3] = mq - qty
                     m[5] += qty
                     m[6] = 1
                     fills.append((m, px, qty))
-                    lvl[0] -= qty
+                    took += qty
                     qty = 0
                     break
-            if not lvl[1]:
+            if not live:
                 del levels[px]
                 keys.pop()
-            elif h > 32 and h + h > len(lvl):  # drop the consumed prefix now and then
-                del lvl[3:h]
-                lvl[2] = 3
             else:
-                lvl[2] = h
+                lvl[0] -= took
+                lvl[1] = live
+                if h > 32 and h + h > len(lvl):  # drop the consumed prefix now and then
+                    del lvl[3:h]
+                    lvl[2] = 3
+                else:
+                    lvl[2] = h
             if qty <= 0:
                 break
         if qty < 0:
@@ -366,24 +371,26 @@ class OrderBook:
                 break
             lvl = levels[px]
             h = lvl[2]
+            live = lvl[1]
+            took = 0  # the level's totals are written back once, not per fill
             while True:
                 m = lvl[h]
                 mq = m[3]
-                if not mq:
+                if not mq:  # dead (canceled) entry
                     h += 1
                     continue
                 if stp and m[4] == owner:
-                    if stp == 2:
-                        qty = -qty
+                    if stp == 2:  # cancel incoming: the rest of o is canceled, m stays
+                        qty = -qty  # signal: stop everything (sign restored below)
                         break
                     h += 1
                     m[3] = 0
                     m[6] = 3
                     del orders[m[0]]
                     fills.append((m, None, mq))
-                    lvl[0] -= mq
-                    lvl[1] -= 1
-                    if not lvl[1]:
+                    took += mq
+                    live -= 1
+                    if not live:
                         break
                     continue
                 if mq <= qty:
@@ -394,26 +401,29 @@ class OrderBook:
                     del orders[m[0]]
                     fills.append((m, px, mq))
                     qty -= mq
-                    lvl[0] -= mq
-                    lvl[1] -= 1
-                    if not lvl[1] or not qty:
+                    took += mq
+                    live -= 1
+                    if not live or not qty:
                         break
                 else:
                     m[3] = mq - qty
                     m[5] += qty
                     m[6] = 1
                     fills.append((m, px, qty))
-                    lvl[0] -= qty
+                    took += qty
                     qty = 0
                     break
-            if not lvl[1]:
+            if not live:
                 del levels[px]
                 keys.pop()
-            elif h > 32 and h + h > len(lvl):  # drop the consumed prefix now and then
-                del lvl[3:h]
-                lvl[2] = 3
             else:
-                lvl[2] = h
+                lvl[0] -= took
+                lvl[1] = live
+                if h > 32 and h + h > len(lvl):  # drop the consumed prefix now and then
+                    del lvl[3:h]
+                    lvl[2] = 3
+                else:
+                    lvl[2] = h
             if qty <= 0:
                 break
         if qty < 0:
@@ -434,12 +444,17 @@ class OrderBook:
         stp = self.stp
         if side == 0:
             levels = self._asks
-            prices: Any = [-k for k in reversed(self._ask_keys)]
+            keys = self._ask_keys
+            sign = -1  # ask keys are negated prices
         else:
             levels = self._bids
-            prices = reversed(self._bid_keys)
+            keys = self._bid_keys
+            sign = 1
         need = qty
-        for px in prices:
+        i = len(keys) - 1
+        while i >= 0:
+            px = sign * keys[i]
+            i -= 1
             if (px > limit) if side == 0 else (px < limit):
                 return False
             lvl = levels[px]
@@ -448,8 +463,8 @@ class OrderBook:
                 if need <= 0:
                     return True
                 continue
-            for i in range(lvl[2], len(lvl)):
-                m = lvl[i]
+            for j in range(lvl[2], len(lvl)):
+                m = lvl[j]
                 mq = m[3]
                 if not mq:
                     continue

@@ -253,6 +253,8 @@ class MarketMaker:
                 counts["kept"] += 1
             elif o.state is OrderState.IDLE and o.client_id in queued:
                 continue  # not sent yet: the limiter will send it
+            elif why != "start" and o.state is OrderState.PENDING_NEW and self.clock.monotonic() - o.created < 10.0:
+                continue  # in flight to an asynchronous venue: its answer is still due
             else:
                 self.limiter.withdraw(o.client_id)
                 if o.filled >= o.qty:
@@ -271,6 +273,7 @@ class MarketMaker:
                 self.oms.adopt(cid, v.side, v.price or 0, v.qty, v.filled_qty, v.order_id)
                 counts["adopted"] += 1
             else:
+                self.oms.mark_closed(cid)  # its cancel event is expected, not "unknown" again
                 res = await self.router.cancel(self.cfg.venue, self.cfg.symbol, cid, self.name)
                 counts["canceled"] += 1
                 log.info("%s: reconcile canceled unknown venue order %s (%s)", self.name, cid,

@@ -210,6 +210,9 @@ class OMS:
         if len(self._closed_ids) > 100_000:
             self._closed_ids.clear()
 
+    def mark_closed(self, client_id: str) -> None:
+        self._closed_ids.add(client_id)
+
     def live(self) -> list[ManagedOrder]:
         return [o for o in self.orders.values() if o.live]
 

@@ -289,3 +289,13 @@ def test_to_grid_converts_and_names_off_grid_values(engine: MatchingEngine) -> N
         engine.to_grid("BTC-USD", "65000", "0.0005")
     with pytest.raises(OffGridError, match="quantity 0 must be positive"):
         engine.to_grid("BTC-USD", "65000", "0")
+
+
+def test_closed_order_history_is_bounded(bus: Bus) -> None:
+    engine = MatchingEngine(bus, {"BTC-USD": BTC}, closed_history=10)
+    for i in range(200):
+        engine.submit(req(Side.BUY, 100, 1, cid=f"x{i}", tif=TimeInForce.IOC))
+    assert len(engine._closed) <= engine._closed_cap and len(engine._closed_cid) <= engine._closed_cap
+    assert engine.order("BTC-USD", owner="a", client_id="x0") is None  # forgotten
+    view = engine.order("BTC-USD", owner="a", client_id="x199")
+    assert view is not None and view.status is OrderStatus.EXPIRED

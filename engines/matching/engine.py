@@ -211,6 +211,7 @@ class MatchingEngine:
         self._closed_ids: deque[int] = deque()
         self._closed_cid: dict[tuple[str, str], int] = {}
         self.closed_history = closed_history
+        self._closed_cap = closed_history + max(64, closed_history // 8)
         self._out: list[Event] = []
         self._publishing = False
         self._dirty: set[str] = set()
@@ -278,7 +279,7 @@ class MatchingEngine:
             out.clear()
             self._publishing = False
         jr = self.journal
-        if jr is not None:
+        if jr is not None and jr.idle:
             jr.poke()
         if self._dirty and not self._md_scheduled:
             try:
@@ -424,7 +425,13 @@ class MatchingEngine:
                 out.append(ev)
                 if jr is not None:
                     jr.events.append(ev)
-            self._close(o)
+            self._closed[oid] = o  # _close(o), inlined
+            ids = self._closed_ids
+            ids.append(oid)
+            if cid:
+                self._close_cid(o, cid)
+            if len(ids) > self._closed_cap:
+                self._evict()
         if jr is not None:
             jr.orders[oid] = o
         self._dirty.add(req.symbol)
@@ -453,6 +460,8 @@ class MatchingEngine:
         taker_k = s.taker_k
         history = s.trades
         unit = s.unit
+        closed = self._closed
+        closed_ids = self._closed_ids
         tleaves = start_qty
         trade_id = self._next_trade
         for m, px, q in fills:
@@ -544,8 +553,14 @@ class MatchingEngine:
                     mrec[4].append(("partially_filled", ""))
             else:
                 mrec[4].append(("filled", ""))
-                self._close(m)
+                moid = m[0]  # _close(m), inlined
+                closed[moid] = m
+                closed_ids.append(moid)
+                if mrec[1]:
+                    self._close_cid(m, mrec[1])
         self._next_trade = trade_id
+        if len(closed_ids) > self._closed_cap:
+            self._evict()
         life = taker[8][4]
         if taker[6] == 2:
             life.append(("filled", ""))
@@ -553,25 +568,36 @@ class MatchingEngine:
             life.append(("partially_filled", ""))
 
     def _close(self, o: list[Any]) -> None:
-        """A book order left the book (filled/canceled/expired/replaced away): keep it for queries."""
-        rec = o[8]
-        cid = rec[1]
-        key = (o[4], cid)
-        if cid and self._by_client.get(key) is o:
-            del self._by_client[key]
+        """A book order left the book (filled/canceled/expired/replaced away): keep it for queries.
+        (Inlined in ``submit`` and ``_executions``: keep those copies in step.)"""
         oid = o[0]
-        closed = self._closed
-        closed[oid] = o
-        self._closed_ids.append(oid)
+        self._closed[oid] = o
+        ids = self._closed_ids
+        ids.append(oid)
+        cid = o[8][1]
         if cid:
-            self._closed_cid[key] = oid
-        if len(self._closed_ids) > self.closed_history:
-            old = self._closed_ids.popleft()
+            self._close_cid(o, cid)
+        if len(ids) > self._closed_cap:
+            self._evict()
+
+    def _close_cid(self, o: list[Any], cid: str) -> None:
+        key = (o[4], cid)
+        if self._by_client.get(key) is o:
+            del self._by_client[key]
+        self._closed_cid[key] = o[0]
+
+    def _evict(self) -> None:
+        """Forget the oldest closed orders, down to ``closed_history`` (in batches: amortised O(1))."""
+        ids = self._closed_ids
+        closed = self._closed
+        ccid = self._closed_cid
+        while len(ids) > self.closed_history:
+            old = ids.popleft()
             gone = closed.pop(old, None)
             if gone is not None:
                 k = (gone[4], gone[8][1])
-                if self._closed_cid.get(k) == old:
-                    del self._closed_cid[k]
+                if ccid.get(k) == old:
+                    del ccid[k]
 
     # --- cancel / replace -------------------------------------------------------------------------------
     def _find_live(self, s: _SymbolState, owner: str | None, client_id: str | None, order_id: int | None) -> Any:

@@ -142,6 +142,7 @@ class Journal:
         self._done_gen = 0  # batches committed
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._closing = False
+        self.idle = False  # True while the writer waits for work (the engine pokes only then)
         self.failed: str | None = None
         self.batches = 0
         self.rows = 0
@@ -307,7 +308,9 @@ class Journal:
                 if self._closing:
                     return
                 self._wake.clear()
+                self.idle = True
                 await self._wake.wait()
+                self.idle = False
                 continue
             self._snap_gen += 1
             gen = self._snap_gen
@@ -338,6 +341,7 @@ class Journal:
 
     def poke(self) -> None:
         if self._wake is not None and not self._wake.is_set():
+            self.idle = False
             self._wake.set()
 
     async def flush(self) -> None:

@@ -60,11 +60,16 @@ class _Open:
     leaves: int
     client_id: str
     venue: str
+    sides: list[int]  # the [buy, sell] open-quantity cell of (owner, symbol), shared with the tracker
+    idx: int  # 0 buy, 1 sell
 
 
 @dataclass(slots=True)
 class OrderTracker:
-    """Open orders per venue and order id, with the open quantity per (owner, symbol, side)."""
+    """Open orders per venue and order id, with the open quantity per (owner, symbol, side).
+
+    On the path of every cancel of a 10,000-order kill: each handler is a handful of dict operations.
+    """
 
     orders: dict[tuple[str, int], _Open] = field(default_factory=dict)
     open_qty: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # [buy, sell] lots
@@ -76,31 +81,30 @@ class OrderTracker:
         bus.subscribe(OrderCanceled, self.on_canceled)
         bus.subscribe(OrderReplaced, self.on_replaced)
 
-    def _adjust(self, o: _Open, delta: int) -> None:
-        sides = self.open_qty.get((o.owner, o.symbol))
-        if sides is None:
-            sides = self.open_qty[(o.owner, o.symbol)] = [0, 0]
-        sides[0 if o.side is Side.BUY else 1] += delta
-
     def on_accepted(self, ev: OrderAccepted) -> None:
         key = (ev.venue, ev.order_id)
         if key in self.orders:
             return
-        o = _Open(ev.owner, ev.symbol, ev.side, ev.qty, ev.client_id, ev.venue)
-        self.orders[key] = o
-        self._adjust(o, ev.qty)
-        self.per_symbol[ev.symbol] = self.per_symbol.get(ev.symbol, 0) + 1
+        sides = self.open_qty.get((ev.owner, ev.symbol))
+        if sides is None:
+            sides = self.open_qty[(ev.owner, ev.symbol)] = [0, 0]
+        idx = 0 if ev.side is Side.BUY else 1
+        self.orders[key] = _Open(ev.owner, ev.symbol, ev.side, ev.qty, ev.client_id, ev.venue, sides, idx)
+        sides[idx] += ev.qty
+        per_symbol = self.per_symbol
+        per_symbol[ev.symbol] = per_symbol.get(ev.symbol, 0) + 1
 
     def _remove(self, key: tuple[str, int]) -> None:
         o = self.orders.pop(key, None)
         if o is None:
             return
-        self._adjust(o, -o.leaves)
-        n = self.per_symbol.get(o.symbol, 0) - 1
-        if n > 0:
-            self.per_symbol[o.symbol] = n
+        o.sides[o.idx] -= o.leaves
+        per_symbol = self.per_symbol
+        n = per_symbol[o.symbol] - 1
+        if n:
+            per_symbol[o.symbol] = n
         else:
-            self.per_symbol.pop(o.symbol, None)
+            del per_symbol[o.symbol]
 
     def on_fill(self, ev: Fill) -> None:
         key = (ev.venue, ev.order_id)
@@ -110,17 +114,26 @@ class OrderTracker:
         if ev.leaves_qty <= 0:
             self._remove(key)
         else:
-            self._adjust(o, ev.leaves_qty - o.leaves)
+            o.sides[o.idx] += ev.leaves_qty - o.leaves
             o.leaves = ev.leaves_qty
 
     def on_canceled(self, ev: OrderCanceled) -> None:
-        self._remove((ev.venue, ev.order_id))
+        o = self.orders.pop((ev.venue, ev.order_id), None)
+        if o is None:
+            return
+        o.sides[o.idx] -= o.leaves
+        per_symbol = self.per_symbol
+        n = per_symbol[o.symbol] - 1
+        if n:
+            per_symbol[o.symbol] = n
+        else:
+            del per_symbol[o.symbol]
 
     def on_replaced(self, ev: OrderReplaced) -> None:
         o = self.orders.get((ev.venue, ev.order_id))
         if o is None:
             return
-        self._adjust(o, ev.qty - o.leaves)
+        o.sides[o.idx] += ev.qty - o.leaves
         o.leaves = ev.qty
         o.client_id = ev.client_id
 

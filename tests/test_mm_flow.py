@@ -167,3 +167,23 @@ def test_off_grid_size_is_a_config_error(tmp_path):
         assert "mm 'a': BTC-USD: quantity 0.0005 is not a multiple of lot size 0.001" in str(exc)
     else:
         raise AssertionError("no ConfigError")
+
+
+async def test_periodic_reconcile_cancels_an_unknown_order():
+    from engines.orders import OrderRequest
+
+    rig = Rig(reconcile_interval=60.0)
+    await rig.bot.start()
+    rig.tick(65000.0)
+    await rig.bot.step()
+    await rig.drain()
+    rig.venue.place_unknown(OrderRequest(symbol="BTC-USD", side=Side.SELL, qty=5, price=140000,
+                                         client_id="ghost", owner="mm1"))
+    rig.clock.advance(59.0)
+    rig.tick(65000.0)
+    await rig.bot.step()
+    assert "ghost" in rig.venue.open
+    rig.clock.advance(1.0)
+    rig.tick(65000.0)
+    await rig.bot.step()
+    assert "ghost" not in rig.venue.open and rig.bot.last_reconcile["canceled"] == 1

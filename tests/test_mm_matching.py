@@ -108,3 +108,35 @@ async def test_a_limit_breach_kills_the_bot_scope_through_the_real_kill_switch(t
         assert bot.state == "halted" and bot.reason.startswith("halted by risk")
     finally:
         await desk.stop()
+
+
+async def test_the_running_bot_quotes_requotes_and_goes_stale_on_its_own(tmp_path):
+    """autorun: the bot's own tasks (quoting loop + rate-limited sender) on the real clock."""
+    import asyncio
+
+    from engines.mm.events import MMBotStatus
+
+    cfg = DeskConfig(sim={"enabled": False}, grid=[], fix={"enabled": False}, risk=NO_RULES,
+                     matching={"journal": False},
+                     mm=[{"name": "mm1", "symbol": "BTC-USD", "levels": 2, "order_qty": "0.05", "stale_after": 0.3,
+                          "status_hz": 20}])
+    desk = Desk(cfg, data_dir=tmp_path).build(BUILDERS)
+    engine = desk.services["matching"]
+    quoted = asyncio.Event()
+    stale = asyncio.Event()
+
+    def on_status(ev: MMBotStatus) -> None:
+        if ev.open_orders == 4 and ev.state == "quoting" and len(engine.open_orders(owner="mm1")) == 4:
+            quoted.set()
+        if ev.state == "stale" and not engine.open_orders(owner="mm1"):
+            stale.set()
+
+    desk.bus.subscribe(MMBotStatus, on_status)
+    await desk.start()
+    try:
+        tick(desk, 65000.0)
+        await asyncio.wait_for(quoted.wait(), 5)
+        await asyncio.wait_for(stale.wait(), 5)  # no further ticks: stale after 0.3 s, quotes pulled
+        assert desk.services["bots"]["mm1"].reason.startswith("stale reference: no sim update for")
+    finally:
+        await desk.stop()

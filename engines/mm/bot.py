@@ -116,6 +116,7 @@ class MarketMaker:
         self.reconciles = 0
         self.last_reconcile: dict[str, int] = {}
         self._need_reconcile = False
+        self._reconciled_at = clock.monotonic()
         self._was_connected: bool | None = None
         self._subs: list[Subscription] = []
         self._wake = asyncio.Event()
@@ -234,6 +235,7 @@ class MarketMaker:
             self._need_reconcile = True
             return {}
         self._need_reconcile = False
+        self._reconciled_at = self.clock.monotonic()
         if why == "start":
             self._recover_fills()
         at_venue = {o.client_id: o for o in await venue.open_orders(owner=self.name, symbol=self.cfg.symbol)}
@@ -368,8 +370,11 @@ class MarketMaker:
     async def _step(self) -> None:
         venue = self.router.venues.get(self.cfg.venue)
         connected = venue is not None and venue.connected
+        now = self.clock.monotonic()
         if connected and (self._was_connected is False or self._need_reconcile):
-            await self._reconcile("reconnect" if self._was_connected is False else "unknown order")
+            await self._reconcile("reconnect" if self._was_connected is False else "venue mismatch")
+        elif connected and self.cfg.reconcile_interval and now - self._reconciled_at >= self.cfg.reconcile_interval:
+            await self._reconcile("periodic")  # a safety net: nothing rests at the venue unknown for long
         self._was_connected = connected
         self._mark()
         breach = self.limits.check_pnl(self.pnl)

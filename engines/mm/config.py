@@ -50,6 +50,7 @@ class MMBotConfig(Section):
     # --- order flow ----------------------------------------------------------------------------------
     max_orders_per_second: float = Field(default=5.0, gt=0)
     burst: int = Field(default=5, ge=1, description="token bucket capacity")
+    reconcile_interval: float = Field(default=60.0, ge=0, description="seconds between safety-net reconciles; 0 = off")
     reconcile: Literal["cancel", "adopt"] = Field(
         default="cancel", description="venue orders of this bot it does not know about: cancel or adopt"
     )

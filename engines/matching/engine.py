@@ -640,7 +640,14 @@ class MatchingEngine:
         operator and the kill switch). False (and a ``CancelRejected``) if it is not live."""
         self.ops += 1
         s = self._s.get(symbol)
-        o = None if s is None else self._find_live(s, owner, client_id, order_id)
+        if s is None:
+            o = None
+        elif order_id is not None:  # _find_live, inlined for the common case
+            o = s.book.orders.get(order_id)
+            if o is not None and owner is not None and o[4] != owner:
+                o = None
+        else:
+            o = self._find_live(s, owner, client_id, order_id)
         if o is None:
             self._cancel_rejected(symbol, owner, client_id, order_id, R_UNKNOWN_SYMBOL if s is None else R_NOT_OPEN)
             return False
@@ -672,7 +679,14 @@ class MatchingEngine:
         if jr is not None:
             jr.events.append(ev)
             jr.orders[o[0]] = o
-        self._close(o)
+        oid = o[0]  # _close(o), inlined
+        self._closed[oid] = o
+        ids = self._closed_ids
+        ids.append(oid)
+        if rec[1]:
+            self._close_cid(o, rec[1])
+        if len(ids) > self._closed_cap:
+            self._evict()
         return q
 
     def cancel_all(self, *, owner: str | None = None, symbol: str | None = None, reason: str = "") -> list[CancelResult]:

@@ -150,6 +150,8 @@ class Client(Application):
         self.rtts: list[float] = []
         self.done = 0
         self.event = asyncio.Event()
+        self.room = asyncio.Event()
+        self.low_water = 0
         self.target = 0
 
     def from_app(self, msg, session) -> None:
@@ -157,8 +159,19 @@ class Client(Application):
         if t is not None:
             self.rtts.append(time.perf_counter() - t)
         self.done += 1
+        if self.done >= self.low_water:
+            self.room.set()
         if self.done >= self.target:
             self.event.set()
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def percentile(xs: list[float], p: float) -> float:
@@ -170,6 +183,7 @@ def percentile(xs: list[float], p: float) -> float:
 
 async def run_orders(session: Session, app: Client, n: int, window: int, start: int) -> float:
     app.done = 0
+    app.low_water = 0
     app.target = n
     app.event.clear()
     app.rtts.clear()
@@ -183,8 +197,11 @@ async def run_orders(session: Session, app: Client, n: int, window: int, start: 
                                               (44, b"64250.50"), (59, b"0"), (60, b"20260101-00:00:00.000")]))
             sent += 1
         if sent - app.done >= window:
-            waiter = asyncio.ensure_future(asyncio.sleep(0))
-            await waiter
+            # Block (not spin) until answers free the window: a spinning sender would steal CPU
+            # from the acceptor process on a 2-core machine.
+            app.room.clear()
+            app.low_water = sent - window // 2
+            await app.room.wait()
     await asyncio.wait_for(app.event.wait(), 120)
     return time.perf_counter() - t0
 
@@ -208,7 +225,9 @@ async def bench_e2e(n: int, window: int, tmp: Path) -> dict[str, float]:
         await ini.start()
         await session.wait_state(SessionState.ACTIVE, 10)
         await run_orders(session, app, min(2000, n), window, 0)  # warm-up
+        cpu0, child0 = time.process_time(), proc_cpu(child.pid)
         elapsed = await run_orders(session, app, n, window, 10_000_000)
+        cpu_ini, cpu_acc = time.process_time() - cpu0, proc_cpu(child.pid) - child0
         loaded = list(app.rtts)
         single_n = min(2000, n)
         t_single = await run_orders(session, app, single_n, 1, 20_000_000)
@@ -220,6 +239,8 @@ async def bench_e2e(n: int, window: int, tmp: Path) -> dict[str, float]:
             "orders": n,
             "window": window,
             "orders_per_s": n / elapsed,
+            "cpu_us_per_order_initiator": cpu_ini / n * 1e6,
+            "cpu_us_per_order_acceptor": cpu_acc / n * 1e6,
             "rtt_p50_ms": percentile(loaded, 50) * 1e3,
             "rtt_p99_ms": percentile(loaded, 99) * 1e3,
             "single_rtt_p50_ms": percentile(single, 50) * 1e3,
@@ -259,6 +280,9 @@ def main() -> None:
     print(f"end to end, {e['orders']:,} NewOrderSingle -> ExecutionReport over loopback, SqliteStore both sides:")
     print(f"  window {e['window']}: {e['orders_per_s']:,.0f} orders/s, round trip p50 {e['rtt_p50_ms']:.2f} ms, "
           f"p99 {e['rtt_p99_ms']:.2f} ms ({e['initiator_store_commits']:,} initiator commits)")
+    print(f"  CPU per order: initiator {e['cpu_us_per_order_initiator']:.1f} us, acceptor "
+          f"{e['cpu_us_per_order_acceptor']:.1f} us (a free core each would allow "
+          f"{1e6 / max(e['cpu_us_per_order_initiator'], e['cpu_us_per_order_acceptor'], 1e-9):,.0f} orders/s)")
     print(f"  one at a time: p50 {e['single_rtt_p50_ms']:.3f} ms, p99 {e['single_rtt_p99_ms']:.3f} ms "
           f"({e['single_orders_per_s']:,.0f} orders/s)")
     figures = {

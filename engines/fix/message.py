@@ -251,7 +251,7 @@ class FixFramer:
         pos = 0
         find = buf.find
         while pos < n:
-            start = find(b"8=FIX", pos)
+            start = pos if buf.startswith(b"8=FIX", pos) else find(b"8=FIX", pos)
             if start < 0:
                 # Keep a tail that may be the beginning of "8=FIX".
                 keep = max(pos, n - 4)
@@ -316,7 +316,8 @@ class FixFramer:
                 continue
             frame = buf[start : end + 7]
             cks = frame[-4:-1]
-            if not cks.isdigit() or int(cks) != (sum(memoryview(frame)[:-7]) & 255):
+            # sum() over bytes runs faster than over a memoryview slice; take the trailer back out.
+            if not cks.isdigit() or int(cks) != ((sum(frame) - sum(frame[-7:])) & 255):
                 self._bad(frame, "bad CheckSum")
                 pos = end + 7
                 continue

@@ -9,6 +9,7 @@ flags, ring buffers) and one timer at ``ui.refresh_hz`` refreshes the visible, d
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -104,7 +105,7 @@ class OpdeskApp(App[int]):
         self.model.quiet_sources.add(
             f"{getattr(self.actions, 'source', 'console')}:{getattr(self.actions, 'actor', 'operator')}"
         )
-        self._subscription = self.model.attach(desk.bus) if (desk is not None and model is None) else None
+        self._subscriptions = self.model.attach(desk.bus) if (desk is not None and model is None) else []
         self.model.urgent.append(self._urgent)
         self._alert_pending = False
         self._alerts: list[Any] = []
@@ -116,6 +117,7 @@ class OpdeskApp(App[int]):
         self._status: StatusBar | None = None
         self.frames = 0  # panel refreshes done by the tick (bench figure)
         self.ticks = 0
+        self._last_refresh: dict[str, float] = {}
         self._log_handler: ModelLogHandler | None = None
         for theme in load_themes().values():
             self.register_theme(theme)
@@ -161,6 +163,10 @@ class OpdeskApp(App[int]):
         self._panels = list(self.main.query(Panel))
         self._status = self.main.query_one(StatusBar)
         self._main_ready = True
+        if self.live:
+            # Everything built so far lives as long as the app: keep it out of the cyclic GC's full
+            # collections, which otherwise stall the event loop for tens of ms on a busy desk.
+            gc.freeze()
         book = self.main.query_one(OrderBookPanel)
         if self.model.symbols:
             book.select(self.model.symbols[0])
@@ -178,8 +184,8 @@ class OpdeskApp(App[int]):
         self._main_ready = False
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
-        if self._subscription is not None:
-            self._subscription.cancel()
+        for sub in self._subscriptions:
+            sub.cancel()
         if self._desk_started:
             await self.desk.stop()
 
@@ -199,8 +205,17 @@ class OpdeskApp(App[int]):
                     status.sample_rate(m.events, self.clock.monotonic())
                 m.dirty.discard("status")
                 status.refresh_from(m)
+                now = time.monotonic()
+                capped_done = False
                 for panel in self.panels:
                     if panel.display and panel.key in m.dirty:
+                        if self.live and panel.max_hz:
+                            # Rate-capped panels: at most one per tick, so their (costly) renders are
+                            # spread over the ticks instead of landing in the same frame.
+                            if capped_done or now - self._last_refresh.get(panel.key, 0.0) < 1 / panel.max_hz:
+                                continue  # stays dirty: refreshed on a later tick
+                            capped_done = True
+                        self._last_refresh[panel.key] = now
                         m.dirty.discard(panel.key)
                         panel.refresh_from(m)
                         self.frames += 1

@@ -135,13 +135,11 @@ class DeskModel:
         self.dirty: set[str] = set(PANELS)
         self.urgent: list[Callable[[Event], None]] = []
         self.events = 0
-        self.last_seq = 0
         self.last_ts = 0
         # market data (conflated)
         self.prices: dict[str, float] = {}
         self.bbo: dict[str, Any] = {}
         self.depth: dict[str, Any] = {}
-        self.book_version: dict[str, int] = dict.fromkeys(self.symbols, 0)
         self.trades: dict[str, deque[Any]] = {s: deque(maxlen=trade_size) for s in self.symbols}
         self._trade_size = trade_size
         # orders
@@ -193,11 +191,44 @@ class DeskModel:
             "LogRecordEvent": self._logrec,
             "QueueOverflow": self._overflow,
         }
+        self._entries: dict[str, Callable[[Any], None]] = {}
 
     # --- feeding -------------------------------------------------------------------------------------
-    def attach(self, bus: Any) -> Any:
-        """Subscribe to every event on an in-process bus; returns the subscription."""
-        return bus.subscribe(Event, self.apply)
+    def attach(self, bus: Any) -> list[Any]:
+        """Subscribe to the event types the model handles on an in-process bus; returns the subscriptions.
+
+        One subscription per concrete type, so the bus calls the right handler directly and events the
+        console does not show (most of the flood on a busy desk) cost it nothing.
+        """
+        from engines.events import event_types
+
+        subs = []
+        for name, cls in event_types().items():
+            if name in self._handlers:
+                subs.append(bus.subscribe(cls, self._entry(name)))
+        return subs
+
+    def _entry(self, name: str) -> Callable[[Any], None]:
+        handler = self._handlers[name]
+        urgent = self.urgent
+
+        if name in URGENT:
+
+            def handle_urgent(ev: Any) -> None:
+                self.events += 1
+                self.last_ts = ev.ts
+                handler(ev)
+                for listener in urgent:
+                    listener(ev)
+
+            return handle_urgent
+
+        def handle(ev: Any) -> None:
+            self.events += 1
+            self.last_ts = ev.ts
+            handler(ev)
+
+        return handle
 
     def apply_json(self, data: str | bytes | dict[str, Any]) -> None:
         """Apply one event in its JSON form (the remote console's path)."""
@@ -210,17 +241,14 @@ class DeskModel:
         self.apply(ev)
 
     def apply(self, ev: Any) -> None:
-        self.events += 1
-        self.last_seq = ev.seq
-        if ev.ts > self.last_ts:
-            self.last_ts = ev.ts
-        name = type(ev).__name__
-        handler = self._handlers.get(name)
-        if handler is not None:
-            handler(ev)
-        if name in URGENT:
-            for listener in self.urgent:
-                listener(ev)
+        """Apply one event (any type; those the model does not handle are ignored)."""
+        entry = self._entries.get(type(ev).__name__)
+        if entry is None:
+            name = type(ev).__name__
+            if name not in self._handlers:
+                return
+            entry = self._entries[name] = self._entry(name)
+        entry(ev)
 
     # --- dirty flags ---------------------------------------------------------------------------------
     def take_dirty(self, panel: str) -> bool:
@@ -281,29 +309,26 @@ class DeskModel:
         return inst.fmt_qty(lots) if inst else str(lots)
 
     # --- handlers: market data -----------------------------------------------------------------------
-    def _touch_book(self, symbol: str) -> None:
-        self.book_version[symbol] = self.book_version.get(symbol, 0) + 1
-        self.dirty.add("book")
-
+    # Conflated: keep the latest per symbol and mark the panel; the hot path of a busy desk.
     def _price(self, ev: Any) -> None:
         self.prices[ev.symbol] = ev.price
-        self._touch_book(ev.symbol)
+        self.dirty.add("book")
         self.dirty.add("grid")
 
     def _bbo(self, ev: Any) -> None:
         self.bbo[ev.symbol] = ev
-        self._touch_book(ev.symbol)
+        self.dirty.add("book")
 
     def _depth(self, ev: Any) -> None:
         self.depth[ev.symbol] = ev
-        self._touch_book(ev.symbol)
+        self.dirty.add("book")
 
     def _trade(self, ev: Any) -> None:
         q = self.trades.get(ev.symbol)
         if q is None:
             q = self.trades[ev.symbol] = deque(maxlen=self._trade_size)
         q.append(ev)
-        self._touch_book(ev.symbol)
+        self.dirty.add("book")
 
     # --- handlers: orders ----------------------------------------------------------------------------
     def _remember(self, o: OrderInfo) -> None:

@@ -235,7 +235,7 @@ def test_model_fed_by_json_matches_model_fed_by_bus(tmp_path: Any) -> None:
     local = DeskModel(desk.instruments)
     remote = DeskModel(desk.instruments)
     local.attach(desk.bus)
-    desk.bus.subscribe(Event, lambda ev: remote.apply_json(to_json(ev)))
+    desk.bus.subscribe(Event, lambda ev: remote.apply_json(to_json(ev)))  # every event, as the wire has them
     seed(desk)
     assert local.events == remote.events > 50
     assert local.prices == remote.prices

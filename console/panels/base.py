@@ -15,6 +15,9 @@ class Panel(Vertical):
 
     key: ClassVar[str] = ""
     title: ClassVar[str] = ""
+    #: Cap on live refreshes per second (None: every tick). Tables and text blocks are costly to
+    #: re-render and nobody reads a table faster than a few times a second; the ladder runs at full rate.
+    max_hz: ClassVar[float | None] = None
 
     DEFAULT_CSS = """
     Panel {
@@ -32,6 +35,11 @@ class Panel(Vertical):
 
     def on_mount(self) -> None:
         self.border_title = self.title
+
+    def set_title(self, title: str) -> None:
+        """Set the border title only when it changes: a repaint of the panel repaints its children."""
+        if str(self.border_title) != title:
+            self.border_title = title
 
     def refresh_from(self, model: DeskModel) -> None:  # pragma: no cover - overridden
         raise NotImplementedError

@@ -51,6 +51,7 @@ def pnl_cell(app: Any, value: float, text: str) -> Text:
 
 
 class BotsPanel(Panel):
+    max_hz = 4.0
     key = "bots"
     title = "Market-making bots"
 
@@ -62,11 +63,16 @@ class BotsPanel(Panel):
 
     DEFAULT_CSS = """
     BotsPanel #pnl-row { height: 3; }
-    BotsPanel #pnl-label { width: auto; padding: 1 1 0 1; color: $text-muted; }
+    BotsPanel #pnl-label { width: 30; padding: 1 1 0 1; color: $text-muted; }
     BotsPanel Sparkline { height: 3; width: 1fr; }
     BotsPanel Sparkline > .sparkline--max-color { color: $pnl-up; }
     BotsPanel Sparkline > .sparkline--min-color { color: $pnl-down; }
     """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._points: list[float] = []
+        self._label = ""
 
     def compose(self):  # type: ignore[override]
         yield DiffTable(COLUMNS, id="bots-table")
@@ -112,11 +118,18 @@ class BotsPanel(Panel):
         selected = self.selected or next(iter(sorted(model.bots)), None)
         spark = self.query_one(Sparkline)
         points = list(model.pnl.get(selected, ())) if selected else []
-        spark.data = points or [0.0]
-        label = self.query_one("#pnl-label", Label)
-        last = points[-1] if points else 0.0
-        label.update(f"{selected} P&L {money(last)}" if selected else "P&L —")
+        points = points or [0.0]
+        if points != self._points:
+            # Fixed-size widget: skip the layout pass the reactive would ask for on every update.
+            self._points = points
+            spark.set_reactive(Sparkline.data, points)
+            spark.refresh()
+        last = points[-1]
+        text = f"{selected} P&L {money(last)}" if selected else "P&L —"
+        if text != self._label:
+            self._label = text
+            self.query_one("#pnl-label", Label).update(text, layout=False)
         if not model.bots:
-            self.border_title = "Market-making bots · none running"
+            self.set_title("Market-making bots · none running")
         else:
-            self.border_title = f"Market-making bots · {len(model.bots)}"
+            self.set_title(f"Market-making bots · {len(model.bots)}")

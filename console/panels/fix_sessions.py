@@ -28,6 +28,7 @@ COLUMNS = [
 
 
 class FixSessionsPanel(Panel):
+    max_hz = 4.0
     key = "fix"
     title = "FIX sessions"
 
@@ -75,4 +76,4 @@ class FixSessionsPanel(Panel):
                 errors,
             )
         self.table.sync(rows)
-        self.border_title = f"FIX sessions · {sum(1 for s in model.fix.values() if s.state == 'ACTIVE')}/{len(model.fix)} active"
+        self.set_title(f"FIX sessions · {sum(1 for s in model.fix.values() if s.state == 'ACTIVE')}/{len(model.fix)} active")

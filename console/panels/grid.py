@@ -91,6 +91,7 @@ def grid_text(model: DeskModel, ev: Any, height: int, colours: dict[str, str]) -
 
 
 class GridPanel(Panel):
+    max_hz = 4.0
     key = "grid"
     title = "Grid bots"
 
@@ -122,7 +123,7 @@ class GridPanel(Panel):
         names = sorted(model.grids)
         if not names:
             view.show(Text("no grid bot running", style="dim"))
-            self.border_title = "Grid bots · none running"
+            self.set_title("Grid bots · none running")
             return
         if view.bot not in model.grids:
             view.bot = names[0]
@@ -131,4 +132,4 @@ class GridPanel(Panel):
             for k in ("bid", "ask", "pnl-up", "pnl-down", "muted")
         }
         view.show(grid_text(model, model.grids[view.bot], view.size.height, colours))
-        self.border_title = f"Grid · {view.bot} ({names.index(view.bot) + 1}/{len(names)})"
+        self.set_title(f"Grid · {view.bot} ({names.index(view.bot) + 1}/{len(names)})")

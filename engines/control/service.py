@@ -67,9 +67,13 @@ class ControlServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.port))  # a bind error surfaces here, not as uvicorn's sys.exit
             sock.setblocking(False)
-        except OSError:
+        except OSError as exc:
             sock.close()
-            raise
+            raise OSError(
+                exc.errno,
+                f"control API: cannot listen on {self.host}:{self.port}: {exc.strerror} "
+                "(set control.port, e.g. OPDESK_CONTROL__PORT=0 for any free port; the CLI finds it in control.json)",
+            ) from None
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.api.app,

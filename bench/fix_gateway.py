@@ -38,12 +38,12 @@ from pathlib import Path
 from engines.config import DeskConfig
 from engines.runtime import Desk
 
-async def main(data_dir):
+async def main(data_dir, journal):
     cfg = DeskConfig(
         desk={"name": "bench", "data_dir": data_dir},
         instruments={"BTC-USD": {"tick_size": "0.5", "lot_size": "0.001", "base": "BTC", "quote": "USD"}},
         mm=[], grid=[],
-        matching={"journal": True, "self_trade": "none", "rest": {"enabled": False}, "ws": {"enabled": False}},
+        matching={"journal": journal, "self_trade": "none", "rest": {"enabled": False}, "ws": {"enabled": False}},
         risk={"limits": {"max_orders_per_second": None, "max_order_notional": None},
               "rules": {"order_storm": None}},
         fix={"sessions": [{"name": "bench", "role": "acceptor", "sender_comp_id": "OPDESK",
@@ -60,7 +60,7 @@ async def main(data_dir):
     await desk.stop()
     print(status, flush=True)
 
-asyncio.run(main(sys.argv[1]))
+asyncio.run(main(sys.argv[1], sys.argv[2] == "journal"))
 """
 
 
@@ -135,9 +135,9 @@ async def run_orders(session: Session, app: Client, n: int, window: int, start: 
     return time.perf_counter() - t0
 
 
-async def bench(n: int, window: int, tmp: Path) -> dict[str, Any]:
+async def bench(n: int, window: int, tmp: Path, journal: bool = True) -> dict[str, Any]:
     child = subprocess.Popen(
-        [sys.executable, "-c", DESK_CHILD, str(tmp / "desk")],
+        [sys.executable, "-c", DESK_CHILD, str(tmp / "desk"), "journal" if journal else "no-journal"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -195,11 +195,12 @@ def main() -> None:
     ap.add_argument("--orders", type=int, default=40_000)
     ap.add_argument("--window", type=int, default=500)
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    ap.add_argument("--no-journal", action="store_true", help="matching engine without its SQLite journal")
     args = ap.parse_args()
     if args.quick:
         args.orders = 3_000
     with tempfile.TemporaryDirectory() as tmp:
-        e = asyncio.run(bench(args.orders, args.window, Path(tmp)))
+        e = asyncio.run(bench(args.orders, args.window, Path(tmp), not args.no_journal))
     print(
         f"FIX gateway end to end: {e['orders']:,} NewOrderSingles (crossing pairs) -> ExecutionReports New + Fill,"
         " through router, risk gate and matching engine; SqliteStore on both sessions"

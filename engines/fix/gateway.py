@@ -85,6 +85,62 @@ _STATUS_CODE = {
     OrderStatus.EXPIRED: "C",
 }
 _AVG_PLACES = Decimal("0.00000001")
+_STATUS_BYTES = {k: v.encode() for k, v in _STATUS_CODE.items()}
+_SIDE_BYTES = {k: v.encode() for k, v in _SIDE_CODE.items()}
+_TIF_BYTES = {k: v.encode() for k, v in _TIF_CODE.items()}
+
+
+class Prebuilt(Message):
+    """An outbound message whose body is already encoded (``tag=value<SOH>`` runs)."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, msg_type: str, body: bytes) -> None:
+        super().__init__(msg_type)
+        self._body = body
+
+    def body(self) -> bytes:
+        return self._body
+
+
+class _Formats:
+    """Per-instrument texts of prices and quantities, cached (a book has few distinct ones)."""
+
+    __slots__ = ("_prices", "_qtys", "inst", "symbol")
+
+    def __init__(self, inst: Instrument) -> None:
+        self.inst = inst
+        self.symbol = inst.symbol.encode("latin-1")
+        self._prices: dict[int, bytes] = {}
+        self._qtys: dict[int, bytes] = {}
+
+    def price(self, ticks: int) -> bytes:
+        b = self._prices.get(ticks)
+        if b is None:
+            if len(self._prices) > 50_000:
+                self._prices.clear()
+            b = self._prices[ticks] = _px(self.inst, ticks).encode()
+        return b
+
+    def qty(self, lots: int) -> bytes:
+        b = self._qtys.get(lots)
+        if b is None:
+            if len(self._qtys) > 50_000:
+                self._qtys.clear()
+            b = self._qtys[lots] = _qty(self.inst, lots).encode()
+        return b
+
+    def avg(self, notional: int, cum: int) -> bytes:
+        if cum == 0:
+            return b"0"
+        if notional % cum == 0:
+            return self.price(notional // cum)
+        avg = (Decimal(notional) * self.inst.tick_size / cum).quantize(_AVG_PLACES)
+        return f"{avg.normalize():f}".encode()
+
+
+def _qty(inst: Instrument, lots: int) -> str:
+    return f"{(lots * inst.lot_size).normalize():f}"
 
 
 def _px(inst: Instrument, ticks: int) -> str:
@@ -177,6 +233,8 @@ class Gateway(Application):
         self._md_scheduled = False
         self._exec_seq = 0
         self._exec_prefix = f"{self.clock.time_ns() // 1_000_000_000:x}-"
+        self._exec_prefix_b = self._exec_prefix.encode()
+        self._formats: dict[str, _Formats] = {}
         self.counts = {
             "orders": 0, "rejects": 0, "fills": 0, "cancels": 0, "replaces": 0, "dropped": 0, "errors": 0,
         }  # fmt: skip
@@ -519,55 +577,57 @@ class Gateway(Application):
         liquidity: Liquidity | None = None,
         fee: float | None = None,
     ) -> Message:
-        inst = self.instruments.get(order.symbol)
+        # Built as bytes in one go (this runs for every acknowledgement and fill): cached price and
+        # quantity texts, one %-format for the fixed part.
+        fmt = self._formats.get(order.symbol)
+        if fmt is None:
+            inst = self.instruments.get(order.symbol)
+            # The rejected order of an unknown symbol has nothing to convert: a unit grid, not cached.
+            fmt = _Formats(inst or Instrument(order.symbol, Decimal(1), Decimal(1)))
+            if inst is not None:
+                self._formats[order.symbol] = fmt
         v42 = session.session_id.begin_string == FIX42
         self._exec_seq += 1
-        fp = (lambda t: _px(inst, t)) if inst is not None else str
-        fq = inst.fmt_qty if inst is not None else str
-        m = Message("8")
-        f = m.fields
-        f.append((37, b"NONE" if order.order_id is None else b"%d" % order.order_id))
-        f.append((11, (cl if cl is not None else order.cl_ord_id).encode("latin-1")))
+        parts = [
+            b"37=%s\x0111=%s\x01"
+            % (
+                b"NONE" if order.order_id is None else b"%d" % order.order_id,
+                (cl if cl is not None else order.cl_ord_id).encode("latin-1"),
+            )
+        ]
         if orig:
-            f.append((41, orig.encode("latin-1")))
-        f.append((17, b"%s%d" % (self._exec_prefix.encode(), self._exec_seq)))
-        if v42:
-            f.append((20, b"0"))
-        f.append((150, exec_type.encode()))
-        f.append((39, _STATUS_CODE[order.status].encode()))
+            parts.append(b"41=%s\x01" % orig.encode("latin-1"))
+        parts.append(
+            b"17=%s%d\x01%s150=%s\x0139=%s\x01"
+            % (self._exec_prefix_b, self._exec_seq, b"20=0\x01" if v42 else b"", exec_type.encode(),
+               _STATUS_BYTES[order.status])
+        )  # fmt: skip
         if rej:
-            f.append((103, rej.encode()))
+            parts.append(b"103=%s\x01" % rej.encode())
         if order.account:
-            f.append((1, order.account.encode("latin-1")))
-        f.append((55, order.symbol.encode("latin-1")))
-        f.append((54, _SIDE_CODE[order.side].encode()))
-        f.append((38, fq(order.qty).encode()))
-        f.append((40, b"1" if order.ord_type is OrderType.MARKET else b"2"))
+            parts.append(b"1=%s\x01" % order.account.encode("latin-1"))
+        parts.append(
+            b"55=%s\x0154=%s\x0138=%s\x0140=%s\x01"
+            % (fmt.symbol, _SIDE_BYTES[order.side], fmt.qty(order.qty),
+               b"1" if order.ord_type is OrderType.MARKET else b"2")
+        )  # fmt: skip
         if order.price is not None:
-            f.append((44, fp(order.price).encode()))
-        f.append((59, _TIF_CODE[order.tif].encode()))
+            parts.append(b"44=%s\x01" % fmt.price(order.price))
+        parts.append(b"59=%s\x01" % _TIF_BYTES[order.tif])
         if last is not None:
-            f.append((32, fq(last[1]).encode()))
-            f.append((31, fp(last[0]).encode()))
-        f.append((151, fq(order.leaves).encode()))
-        f.append((14, fq(order.cum).encode()))
-        f.append((6, self._avg_px(order, inst).encode()))
-        f.append((60, utc_timestamp(self.clock.time_ns())))
+            parts.append(b"32=%s\x0131=%s\x01" % (fmt.qty(last[1]), fmt.price(last[0])))
+        parts.append(
+            b"151=%s\x0114=%s\x016=%s\x0160=%s\x01"
+            % (fmt.qty(order.leaves), fmt.qty(order.cum), fmt.avg(order.notional, order.cum),
+               utc_timestamp(self.clock.time_ns()))
+        )  # fmt: skip
         if fee is not None:
-            f.append((12, _amount(fee)))
-            f.append((13, b"3"))
+            parts.append(b"12=%s\x0113=3\x01" % _amount(fee))
         if liquidity is not None and not v42:
-            f.append((851, b"1" if liquidity is Liquidity.MAKER else b"2"))
+            parts.append(b"851=1\x01" if liquidity is Liquidity.MAKER else b"851=2\x01")
         if text:
-            f.append((58, text.encode("latin-1", "replace")))
-        return m
-
-    @staticmethod
-    def _avg_px(order: GatewayOrder, inst: Instrument | None) -> str:
-        if order.cum == 0 or inst is None:
-            return "0"
-        avg = (Decimal(order.notional) * inst.tick_size / order.cum).quantize(_AVG_PLACES)
-        return f"{avg.normalize():f}"
+            parts.append(b"58=%s\x01" % text.encode("latin-1", "replace"))
+        return Prebuilt("8", b"".join(parts))
 
     def _mine(self, owner: str, client_id: str, order_id: int | None) -> GatewayOrder | None:
         if not owner.startswith("fix:"):

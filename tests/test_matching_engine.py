@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
@@ -299,3 +299,62 @@ def test_closed_order_history_is_bounded(bus: Bus) -> None:
     assert engine.order("BTC-USD", owner="a", client_id="x0") is None  # forgotten
     view = engine.order("BTC-USD", owner="a", client_id="x199")
     assert view is not None and view.status is OrderStatus.EXPIRED
+
+
+def test_event_stream_accounts_for_every_lot() -> None:
+    """3,000 seeded operations (limits, IOC, market, cancels, replaces, STP): from the events alone,
+    every order's lots are filled, canceled/expired or still resting, fills pair up with trades, and
+    fees follow the formula."""
+    import random
+
+    from tests.matching_crash_child import SYMBOL, make_engine, step
+
+    bus = Bus(ManualClock())
+    rec = Recorder(bus)
+    engine = make_engine(bus, None)
+    rng = random.Random(5)
+    for n in range(3000):
+        step(engine, rng, n)
+    entered: dict[int, int] = {}
+    filled: dict[int, int] = {}
+    gone: dict[int, int] = {}
+    trades: dict[int, Trade] = {}
+    fills_by_trade: dict[int, list[Fill]] = {}
+    for ev in rec.take():
+        if isinstance(ev, OrderAccepted):
+            entered[ev.order_id] = ev.qty
+        elif isinstance(ev, OrderReplaced):
+            # the open quantity becomes ev.qty: what was open before is replaced
+            open_before = entered[ev.order_id] - filled.get(ev.order_id, 0) - gone.get(ev.order_id, 0)
+            entered[ev.order_id] += ev.qty - open_before
+        elif isinstance(ev, Fill):
+            filled[ev.order_id] = filled.get(ev.order_id, 0) + ev.qty
+            fills_by_trade.setdefault(ev.trade_id, []).append(ev)
+        elif isinstance(ev, OrderCanceled):
+            gone[ev.order_id] = gone.get(ev.order_id, 0) + ev.canceled_qty
+        elif isinstance(ev, Trade):
+            trades[ev.trade_id] = ev
+    assert len(trades) > 100 and any(isinstance(v, int) for v in gone.values())
+    resting = {o.order_id: o.qty for o in engine.open_orders()}
+    for oid, lots in entered.items():
+        assert lots == filled.get(oid, 0) + gone.get(oid, 0) + resting.get(oid, 0), oid
+    for tid, t in trades.items():
+        maker, taker = fills_by_trade[tid]
+        assert (maker.order_id, taker.order_id) == (t.maker_order_id, t.taker_order_id)
+        assert maker.qty == taker.qty == t.qty and maker.price == taker.price == t.price
+        assert maker.liquidity is Liquidity.MAKER and taker.liquidity is Liquidity.TAKER
+        assert t.maker_owner != t.taker_owner  # self-trade prevention (cancel_resting)
+        notional = Decimal(t.price) * Decimal("0.5") * t.qty * Decimal("0.001")
+        fees = [float((notional * bps / 10_000).quantize(Decimal("1e-8"), ROUND_HALF_UP)) for bps in (1, Decimal("2.5"))]
+        assert [t.maker_fee, t.taker_fee] == fees
+    engine.book(SYMBOL).check()
+
+
+def test_fees_are_exact_decimals_rounded_half_away_from_zero(bus: Bus) -> None:
+    engine = MatchingEngine(bus, {"BTC-USD": BTC}, maker_fee_bps="-1.5", taker_fee_bps="2.5")
+    rec = Recorder(bus)
+    engine.submit(req(Side.SELL, 1, 1, owner="m"))
+    engine.submit(req(Side.BUY, 1, 1, owner="t"))
+    (t,) = rec.take(Trade)
+    # notional 1 tick * 0.5 * 1 lot * 0.001 = 0.0005: taker 1.25e-7 -> 1.3e-7, maker rebate -7.5e-8 -> -8e-8
+    assert (t.taker_fee, t.maker_fee) == (1.3e-7, -8e-8)

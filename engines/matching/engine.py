@@ -20,8 +20,9 @@ and its market data published once per event-loop turn (``loop.call_soon``), or 
 call when no loop is running; only what actually changed is published.
 
 Fees: maker/taker fee = notional * bps / 10,000 in the quote currency, notional = price * tick size *
-qty * lot size computed in binary floating point and rounded to 1e-8 (``round(x, 8)``); a negative
-bps is a rebate. Fees are reporting figures; positions and prices stay integers.
+qty * lot size, computed exactly (integers and a per-symbol fraction, no Decimal on the hot path),
+rounded half away from zero to 1e-8 and handed out as the nearest float; a negative bps is a rebate.
+Fees are reporting figures; positions and prices stay integers.
 
 Durability: with a journal attached (``engines.matching.journal``), every state change is queued for
 the journal synchronously and written in batches off the hot path. ``await engine.flush()`` returns
@@ -37,6 +38,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from engines.bus import Bus
@@ -129,6 +131,16 @@ class OrderView:
     lifecycle: tuple[tuple[str, str], ...]
 
 
+def _fee_factor(inst: Instrument, bps: Decimal) -> tuple[int, int, int, int]:
+    """Fee per (price ticks * lots) in units of 1e-8 quote, as an exact fraction num/den, so that
+    fee = sign * round_half_up(ticks * lots * num / den) / 1e8 is the decimal fee rounded to 1e-8 with
+    integer arithmetic only: (numerator, denominator, denominator // 2, sign)."""
+    k = Fraction(inst.tick_size) * Fraction(inst.lot_size) * Fraction(bps) / 10_000 * 10**8
+    sign = -1 if k < 0 else 1
+    k = abs(k)
+    return k.numerator, k.denominator, k.denominator // 2, sign
+
+
 class _SymbolState:
     __slots__ = (
         "bbo",
@@ -150,12 +162,14 @@ class _SymbolState:
         "volume",
     )
 
-    def __init__(self, inst: Instrument, book: OrderBook, maker_bps: float, taker_bps: float, history: int) -> None:
+    def __init__(
+        self, inst: Instrument, book: OrderBook, maker_bps: Decimal, taker_bps: Decimal, history: int
+    ) -> None:
         self.inst = inst
         self.book = book
-        self.unit = unit = float(inst.tick_size) * float(inst.lot_size)
-        self.maker_k = unit * maker_bps / 10_000.0
-        self.taker_k = unit * taker_bps / 10_000.0
+        self.unit = float(inst.tick_size) * float(inst.lot_size)
+        self.maker_k = _fee_factor(inst, maker_bps)
+        self.taker_k = _fee_factor(inst, taker_bps)
         self.trades: deque[Trade] = deque(maxlen=history)
         self.bbo: tuple[Any, ...] | None = None  # last published
         self.depth: tuple[Any, ...] | None = None
@@ -181,8 +195,8 @@ class MatchingEngine:
         instruments: dict[str, Instrument],
         *,
         venue: str = "sim",
-        maker_fee_bps: float = 1.0,
-        taker_fee_bps: float = 2.5,
+        maker_fee_bps: Decimal | float | str = Decimal("1.0"),
+        taker_fee_bps: Decimal | float | str = Decimal("2.5"),
         self_trade: str = "cancel_resting",
         depth_levels: int = 20,
         trade_history: int = 10_000,
@@ -198,8 +212,8 @@ class MatchingEngine:
             sym: _SymbolState(
                 inst,
                 OrderBook(sym, min_qty=inst.min_qty_lots, stp=self_trade),
-                float(maker_fee_bps),
-                float(taker_fee_bps),
+                Decimal(str(maker_fee_bps)),
+                Decimal(str(taker_fee_bps)),
                 trade_history,
             )
             for sym, inst in instruments.items()
@@ -456,8 +470,8 @@ class MatchingEngine:
         mside = _SELL if tside is _BUY else _BUY
         towner = treq.owner
         toid = taker[0]
-        maker_k = s.maker_k
-        taker_k = s.taker_k
+        mnum, mden, mhalf, msign = s.maker_k
+        tnum, tden, thalf, tsign = s.taker_k
         history = s.trades
         unit = s.unit
         closed = self._closed
@@ -491,8 +505,8 @@ class MatchingEngine:
                 continue
             tleaves -= q
             n = px * q
-            mfee = round(n * maker_k, 8)
-            tfee = round(n * taker_k, 8)
+            mfee = msign * ((n * mnum + mhalf) // mden) / 1e8  # exact, half away from zero (_fee_factor)
+            tfee = tsign * ((n * tnum + thalf) // tden) / 1e8
             trade = new_trade(
                 symbol=sym,
                 trade_id=trade_id,

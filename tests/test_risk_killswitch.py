@@ -360,3 +360,36 @@ def test_an_unreadable_latch_refuses_to_start(tmp_path):
     (tmp_path / "risk.sqlite").write_bytes(b"this is not a database" * 100)
     with pytest.raises(LatchUnreadable, match="refusing to start"):
         make_desk(tmp_path, risk=NO_RULES)
+
+
+class _SlowVenue(ToyVenue):
+    """A remote venue: the order reaches it only when the test lets the network deliver it."""
+
+    def __init__(self, bus, name: str) -> None:
+        super().__init__(bus, name)
+        self.deliver = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def submit(self, order) -> None:
+        self.entered.set()
+        await self.deliver.wait()
+        await super().submit(order)
+
+
+async def test_an_order_in_flight_when_the_kill_lands_is_cancelled_when_the_venue_accepts_it(tmp_path):
+    desk, _ = make_desk(tmp_path, risk=NO_RULES)
+    remote = _SlowVenue(desk.bus, "remote")
+    desk.router.add_venue(remote)
+    await desk.start()
+    ks = desk.services["killswitch"]
+    in_flight = asyncio.create_task(desk.router.submit(order(client_id="late", venue="remote")))
+    await asyncio.wait_for(remote.entered.wait(), 5)  # past the gate, waiting on the "network"
+    report = await ks.kill(reason="in flight", source="cli")
+    assert report.requested == 0  # nothing was at any venue yet
+    done = asyncio.ensure_future(_wait_for(desk, KillProgress, lambda ev: ev.done and ev.confirmed == 1))
+    remote.deliver.set()
+    assert await in_flight  # the gate had passed it before the kill
+    final = await asyncio.wait_for(done, 5)
+    assert (final.scope, final.requested, final.pending) == ("desk", 1, ())
+    assert remote.orders == {} and remote.cancel_calls == 1
+    await desk.stop()

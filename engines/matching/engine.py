@@ -477,6 +477,8 @@ class MatchingEngine:
         closed = self._closed
         closed_ids = self._closed_ids
         tleaves = start_qty
+        vol = pq = 0
+        last_px = None
         trade_id = self._next_trade
         for m, px, q in fills:
             mrec = m[8]
@@ -558,10 +560,9 @@ class MatchingEngine:
             if jtrades is not None:
                 jtrades.append(trade)
             trade_id += 1
-            s.volume += q
-            s.notional += n * unit
-            s.trade_count += 1
-            s.last_price = px
+            vol += q
+            pq += n
+            last_px = px
             if m[3]:
                 if len(mrec[4]) == 1:
                     mrec[4].append(("partially_filled", ""))
@@ -572,6 +573,11 @@ class MatchingEngine:
                 closed_ids.append(moid)
                 if mrec[1]:
                     self._close_cid(m, mrec[1])
+        if trade_id != self._next_trade:  # per-symbol stats, written once per call
+            s.trade_count += trade_id - self._next_trade
+            s.volume += vol
+            s.notional += pq * unit
+            s.last_price = last_px
         self._next_trade = trade_id
         if len(closed_ids) > self._closed_cap:
             self._evict()

@@ -15,7 +15,9 @@ CPython rather than for looks:
 * Cancels are lazy: the order's leaves become 0 (the "dead" marker), the level's totals drop, and the
   dead entry stays in the level until matching reaches it or the level empties. A level holding
   more than twice as many entries as live orders (+16) is compacted, so memory stays bounded.
-* Results go to :attr:`OrderBook.fills` (cleared at the start of every call): ``(maker, price, qty)``
+* Time priority is the order id (the caller's increasing ids); a replace that loses priority takes
+  a fresh number from the caller. The journal stores it to rebuild each level's queue.
+* Results go to :attr:`OrderBook.fills` (cleared when ``submit``/``replace`` start): ``(maker, price, qty)``
   for each execution in order, and ``(maker, None, qty)`` for a resting order canceled by self-trade
   prevention. No events, no callbacks: the engine turns these into bus events after the call.
 

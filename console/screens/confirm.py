@@ -24,7 +24,7 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen.-danger > Vertical { border: thick $halted; }
     ConfirmScreen #title { text-style: bold; width: 100%; margin-bottom: 1; }
     ConfirmScreen.-danger #title { color: $text; background: $halted; color: $halted-text; padding: 0 1; }
-    ConfirmScreen #body { width: 100%; margin-bottom: 1; }
+    ConfirmScreen #message { width: 100%; margin-bottom: 1; }
     ConfirmScreen Horizontal { height: auto; align: right middle; }
     ConfirmScreen Button { margin-left: 2; }
     """
@@ -37,10 +37,10 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self._title, id="title")
-            yield Label(self._body, id="body")
+            yield Label(self._body, id="message")
             with Horizontal():
-                yield Button(f"{self._no} [n]", id="no")
-                yield Button(f"{self._yes} [y]", id="yes", variant="error" if self._danger else "primary")
+                yield Button(f"{self._no} (n)", id="no")
+                yield Button(f"{self._yes} (y)", id="yes", variant="error" if self._danger else "primary")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

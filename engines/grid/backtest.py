@@ -29,7 +29,11 @@ grid state is one integer ``k`` — the empty level (buys rest at ``L_0..L_{k-1}
 ``d = searchsorted(L, p, 'left')``: strictly between ``L_{j}`` and ``L_{j+1}``, ``k`` is ``j`` if the
 last change of ``c`` was upwards and ``j + 1`` if it was downwards; on a level ``k`` is that level.
 So ``k`` is known at every change of ``c`` without a loop, cash flows between consecutive ``k`` are
-differences of prefix sums, and per-cell fill counts come from difference arrays.
+differences of prefix sums, and per-cell fill counts come from difference arrays. Equity is
+``cash(k) + base(k) x price`` per step, gathered by segment (the run of steps between two moves of
+``k``). Both passes over the prices go in cache-sized chunks (:data:`CHUNK`).
+
+Cost on this 2-core box: ~36 ms of CPU for 1M prices x 41 levels on a choppy series (bench/grid.py).
 """
 
 from __future__ import annotations

@@ -73,15 +73,16 @@ async def execute(desk: Desk, action: str, params: dict[str, Any], *, source: st
         switch = _service(desk, "killswitch")
         scope = params.get("scope") or "desk"
         reason = _text(params, "reason", f"{action} from {source}")
-        src = f"{source}:{actor}" if actor else source
         try:
             if action == "kill":
-                result = await switch.kill(scope, reason=reason, source=src, flatten=bool(params.get("flatten")))
+                result = await switch.kill(
+                    scope, reason=reason, source=source, actor=actor, flatten=bool(params.get("flatten"))
+                )
             else:
-                result = await switch.rearm(scope, reason=reason, source=src)
+                result = await switch.rearm(scope, reason=reason, source=source, actor=actor)
         except ValueError as exc:  # a malformed scope
             raise CommandError(str(exc)) from None
-        return _jsonable(result)
+        return result.to_dict() if hasattr(result, "to_dict") else _jsonable(result)
     if action in ("pause", "resume"):
         bots = desk.services.get("bots") or {}
         name = _text(params, "bot")

@@ -36,13 +36,16 @@ class DeskProcess:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.logs: queue.Queue[dict[str, Any]] = queue.Queue()
         self.stderr_lines: list[str] = []
+        self.history: list[dict[str, Any]] = []  # every event recorded so far, in publish order
         threading.Thread(target=self._pump_stdout, daemon=True).start()
         threading.Thread(target=self._pump_stderr, daemon=True).start()
 
     def _pump_stdout(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self.events.put(json.loads(line))
+            event = json.loads(line)
+            self.history.append(event)
+            self.events.put(event)
 
     def _pump_stderr(self) -> None:
         assert self.proc.stderr is not None
@@ -65,6 +68,20 @@ class DeskProcess:
                 continue
             if predicate(ev):
                 return ev
+
+    def find_event(self, predicate, timeout: float = 20.0) -> dict[str, Any]:
+        """The first event, recorded before or after this call, that matches."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for ev in list(self.history):
+                if predicate(ev):
+                    return ev
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no matching event; stderr:\n{''.join(self.stderr_lines[-30:])}")
+            try:
+                self.events.get(timeout=0.2)
+            except queue.Empty:
+                pass
 
     def wait_log(self, predicate, timeout: float = 20.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -77,8 +77,10 @@ async def test_browser_console_shows_the_desk_and_kills_it(desk, web, tmp_path):
         await browser.key("Enter", "Enter", 13, text="\r")
         await browser.wait_text("no new orders will be accepted")
         await browser.key("y", "KeyY", 89, text="y")
-        halted = desk.wait_event(lambda e: e["event"] == "TradingStateChanged" and e["scope"] == "desk")
-        assert halted["state"] == "halted" and halted["source"] == "remote:local-operator"
+        halted = desk.find_event(lambda e: e["event"] == "TradingStateChanged" and e["scope"] == "desk")
+        assert halted["state"] == "halted" and halted["source"] == "remote"
+        action = desk.find_event(lambda e: e["event"] == "KillSwitchAction" and e["action"] == "kill")
+        assert (action["source"], action["actor"], action["scope"]) == ("remote", "local-operator", "desk")
         await browser.wait_text("HALTED", timeout=30)
         await browser.screenshot(tmp_path / "browser.png")
     finally:

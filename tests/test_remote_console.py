@@ -56,9 +56,11 @@ async def test_attached_console_mirrors_the_desk_and_its_kill_halts_the_desk(des
         await pilot.press("ctrl+k")
         await pilot.press("enter")
         await pilot.press("y")
-        halted = desk.wait_event(lambda e: e["event"] == "TradingStateChanged" and e["scope"] == "desk")
-        assert halted["state"] == "halted" and halted["source"] == "remote:local-operator"
-        done = desk.wait_event(lambda e: e["event"] == "KillProgress" and e["done"])
+        halted = desk.find_event(lambda e: e["event"] == "TradingStateChanged" and e["scope"] == "desk")
+        assert halted["state"] == "halted" and halted["source"] == "remote"
+        action = desk.find_event(lambda e: e["event"] == "KillSwitchAction" and e["action"] == "kill")
+        assert (action["source"], action["actor"], action["scope"]) == ("remote", "local-operator", "desk")
+        done = desk.find_event(lambda e: e["event"] == "KillProgress" and e["done"])
         assert done["confirmed"] == done["requested"] == desk_open and done["pending"] == []
         await until(pilot, lambda: app.model.desk_state() == "halted" and app.model.open_count() == 0)
         status = await app.client.command("status")

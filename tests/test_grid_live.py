@@ -215,3 +215,35 @@ def test_config_errors_name_the_problem(tmp_path):
         GridBotConfig(name="g", symbol=SYM)
     ok = GridBotConfig(name="g", symbol=SYM, lower=D("3000"), upper=D("3100"), kind="volatility", vol_step=D("10"))
     assert ok.on_start == "cancel" and ok.trend_action == "pause_buys"
+
+
+async def test_reducing_state_allows_only_inventory_reducing_orders(live):
+    await live.price(3060.0)
+    await live.take(Side.SELL, 50, T[3050])  # long 0.5; sell at 3075 placed
+    ks = live.desk.services["killswitch"]
+    await ks.kill("bot:g", reason="test", source="test")
+    await live.bot.idle()
+    assert live.book() == []
+    await ks.rearm("bot:g", reason="test", source="test", state=TradingState.REDUCING)
+    await live.bot.idle()
+    # long 0.5: only sells, nearest first, up to the position - the sell at 3075; no buys
+    assert live.book() == [("sell", T[3075], 50)]
+    assert live.bot.status()["reason"] == "reducing only" and live.bot.status()["last_reject"] == ""
+    await live.take(Side.BUY, 50, T[3075])  # flat again: nothing may rest
+    assert live.book() == [] and live.bot.status()["inventory"] == 0.0
+
+
+@pytest.mark.parametrize("live", [{"trend_action": "widen", "widen_levels": 1}], indirect=True)
+async def test_widen_defers_only_the_buys_next_to_the_price(live):
+    from engines.grid.market_state import MarketReading
+
+    await live.price(3060.0)
+    bot = live.bot
+    bot.reading = MarketReading("trending", 0.9, 60.0, 0.8, "down")
+    want = bot._wanted(TradingState.ACTIVE)
+    # price 3060: levels below are 3000, 3025, 3050 (3 of them); with widen_levels=1 the buys of cells
+    # 2 (3050) and up wait, cells 0 and 1 still buy; sells are unaffected
+    assert want == {0: (Side.BUY, 0), 1: (Side.BUY, 1), 4: (Side.SELL, 3)}
+    bot.reading = MarketReading("ranging", 0.1, 10.0, 0.2, "flat")
+    assert bot._wanted(TradingState.ACTIVE) == {0: (Side.BUY, 0), 1: (Side.BUY, 1), 2: (Side.BUY, 2),
+                                                4: (Side.SELL, 3)}

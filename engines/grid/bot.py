@@ -16,7 +16,8 @@ dirty; one task computes the orders the cells want, filtered by what is allowed 
 missing ones / cancels the unwanted ones. So it never re-enters the venue from a bus callback.
 
 Allowed now: nothing while paused, halted by risk (``effective_state`` HALTED; the kill switch does
-the cancelling) or stopped out; with risk REDUCING only orders that shrink the inventory; while the
+the cancelling) or stopped out; with risk REDUCING only orders that shrink the inventory (nearest
+first, summing to at most the position); while the
 market is trending, ``trend_action`` "pause_buys" places no new buys and "widen" no new buys within
 ``widen_levels`` levels under the price. Orders already resting are left alone in those cases,
 except pause, which cancels. A level whose order was rejected is not retried until the next fill or
@@ -317,12 +318,27 @@ class GridBot:
                 side, level = Side.BUY, i
             else:
                 side, level = Side.SELL, i + 1
-            if risk == TradingState.REDUCING and not (
-                (side is Side.SELL and self.position > 0) or (side is Side.BUY and self.position < 0)
-            ):
-                continue
             want[level] = (side, i)
+        if risk == TradingState.REDUCING:
+            want = self._reducing_only(want)
         return want
+
+    def _reducing_only(self, want: dict[int, tuple[Side, int]]) -> dict[int, tuple[Side, int]]:
+        """The orders that shrink the position, nearest the price first, summing to at most the
+        position (more would flip it, and the risk gate would refuse them anyway)."""
+        if self.position == 0:
+            return {}
+        side = Side.SELL if self.position > 0 else Side.BUY
+        nearest_first = sorted((lv for lv, (s, _) in want.items() if s is side), reverse=side is Side.BUY)
+        room = abs(self.position)
+        out: dict[int, tuple[Side, int]] = {}
+        for lv in nearest_first:
+            lots = self.cell_lots[want[lv][1]]
+            if lots > room:
+                break
+            room -= lots
+            out[lv] = want[lv]
+        return out
 
     async def _submit(self, level: int, cell: int, side: Side) -> None:
         cid = f"{self.name}-{next(self._ids)}"

@@ -247,3 +247,18 @@ async def test_widen_defers_only_the_buys_next_to_the_price(live):
     bot.reading = MarketReading("ranging", 0.1, 10.0, 0.2, "flat")
     assert bot._wanted(TradingState.ACTIVE) == {0: (Side.BUY, 0), 1: (Side.BUY, 1), 2: (Side.BUY, 2),
                                                 4: (Side.SELL, 3)}
+
+
+async def test_keep_on_start_leaves_venue_orders_alone(tmp_path):
+    desk = make_desk(tmp_path, on_start="keep", on_stop="keep")
+    eng = desk.services["matching"]
+    await eng.start()
+    eng.submit(OrderRequest(symbol=SYM, side=Side.BUY, qty=10, price=T[3025], owner="g", client_id="old"))
+    lv = Live(desk)
+    await desk.start()
+    await lv.price(3060.0)
+    assert lv.book() == [("buy", T[3000], 50), ("buy", T[3025], 10), ("buy", T[3025], 50), ("buy", T[3050], 50),
+                         ("sell", T[3100], 50)]
+    assert lv.bot.status()["open_orders"] == 4  # the old order is not the grid's
+    await desk.stop()
+    assert len(lv.book()) == 5  # on_stop = keep

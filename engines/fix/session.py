@@ -757,7 +757,8 @@ class Session:
             self._logout_and_disconnect(f"MsgSeqNum too low, expecting {expected} but received {seq}")
             return
         await self._dispatch(msg, mt, seq)
-        await self._drain_queue()
+        if self._queued or self._resend_target:
+            await self._drain_queue()
 
     async def _on_too_high(self, msg: FixMessage, mt: str, seq: int) -> None:
         if mt == LOGOUT:
@@ -855,7 +856,9 @@ class Session:
                 self._send_reject(seq, mt, info.reason, info.ref_tag, info.text)
                 return
         try:
-            await _maybe_await(self.app.from_app(msg, self))
+            result = self.app.from_app(msg, self)
+            if result is not None and inspect.isawaitable(result):
+                await result
         except UnsupportedMessageType:
             self._send_business_reject(seq, mt, BusinessRejectReason.UNSUPPORTED_MESSAGE_TYPE,
                                        f"Unsupported Message Type {mt}")

@@ -198,6 +198,9 @@ class GridBot:
 
     def pause(self) -> None:
         self.paused = True
+        if self.state in ("running", "waiting"):  # say so at once; the worker cancels the orders
+            self.state, self.reason = "paused", "paused by operator"
+            self._publish_status()
         self._wake.set()
 
     def resume(self) -> None:

@@ -284,6 +284,7 @@ def backtest(
 
     # --- pass 2: equity, drawdown and step returns -------------------------------------------------
     equity = np.empty(total_len) if keep_equity else None
+    scratch = np.empty(min(T, CHUNK))  # the chunk's equity when the curve is not kept
     peak = -math.inf
     worst = math.inf  # min of equity / running peak
     rsum = rsq = 0.0
@@ -292,25 +293,31 @@ def backtest(
     for s in range(0, T, CHUNK):
         ch = changed[s : s + CHUNK]
         seg = np.cumsum(ch)  # segment numbers from the chunk's first segment
-        e = base_seg[seg_base:][seg]
+        n_ch = len(seg)
+        e = equity[s : s + n_ch] if equity is not None else scratch[:n_ch]
+        np.take(base_seg[seg_base:], seg, out=e)
         e *= p[s : s + CHUNK]
         e += cash_seg[seg_base:][seg]
         seg_base += int(seg[-1])
-        if stop is not None and s + len(e) == T:
+        if stop is not None and s + n_ch == T:
             e[-1] = final_cash
+        # running peak carried over from the previous chunk: fold it into the first element only
+        first = float(e[0])
+        if peak > first:
+            e[0] = peak
         pk = np.maximum.accumulate(e)
-        np.maximum(pk, peak, out=pk)
+        e[0] = first
         peak = float(pk[-1])
         np.divide(e, pk, out=pk)
         worst = min(worst, float(pk.min()))
         if s == 0:
-            r = np.subtract(e[1:], e[:-1], out=pk[: len(e) - 1])
+            r = np.subtract(e[1:], e[:-1], out=pk[: n_ch - 1])
             r /= e[:-1]
         else:
-            r = np.subtract(e[1:], e[:-1], out=pk[1 : len(e)])
+            r = np.subtract(e[1:], e[:-1], out=pk[1:n_ch])
             r /= e[:-1]
-            r = pk[: len(e)]
-            r[0] = (e[0] - prev_e) / prev_e
+            r = pk[:n_ch]
+            r[0] = (first - prev_e) / prev_e
         rsum += float(r.sum())
         # not ``r @ r``: that is OpenBLAS, which above ~10k elements wakes its thread pool on every
         # call - a scheduler round trip per chunk on a busy machine, and oversubscribed cores under
@@ -318,8 +325,6 @@ def backtest(
         np.square(r, out=r)
         rsq += float(r.sum())
         prev_e = float(e[-1])
-        if equity is not None:
-            equity[s : s + len(e)] = e
     if equity is not None and total_len > T:
         equity[T:] = final_cash  # flat after the stop: zero returns, no new drawdown
     final_equity = final_cash if stop is not None else prev_e

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from engines.grid.backtest import backtest
 from engines.grid.data import read_csv
@@ -50,6 +51,10 @@ def test_optimize_json_and_strategy_file(tmp_path):
     strat = load_strategy(out)
     assert strat.symbol == "ETH-USD" and strat.params == doc["best"]["params"]
     assert strat.score == doc["best"]["score"]
+    # the strategy file backtests to the score the optimiser gave it
+    r = opdesk("grid", "backtest", "--synthetic", "5000", "--seed", "3", "--strategy", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["result"]["total_return"] == pytest.approx(doc["best"]["score"], rel=1e-9)
 
 
 def test_bad_param_is_reported():

@@ -33,7 +33,8 @@ differences of prefix sums, and per-cell fill counts come from difference arrays
 ``cash(k) + base(k) x price`` per step, gathered by segment (the run of steps between two moves of
 ``k``). Both passes over the prices go in cache-sized chunks (:data:`CHUNK`).
 
-Cost on this 2-core box: ~36 ms of CPU for 1M prices x 41 levels on a choppy series (bench/grid.py).
+Cost on this 2-core box: ~39 ms (best; median 44 ms) for 1M prices x 41 levels on a choppy series
+(bench/grid.py).
 """
 
 from __future__ import annotations

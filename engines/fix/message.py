@@ -62,14 +62,23 @@ _ts_cache_sec = -1
 _ts_cache_prefix = b""
 
 
+_ts_cache_ms = -1
+_ts_cache_value = b""
+
+
 def utc_timestamp(ns: int) -> bytes:
     """``YYYYMMDD-HH:MM:SS.sss`` (UTC, milliseconds) for a time in ns since the epoch."""
-    global _ts_cache_sec, _ts_cache_prefix
-    sec, rem = divmod(ns, 1_000_000_000)
+    global _ts_cache_sec, _ts_cache_prefix, _ts_cache_ms, _ts_cache_value
+    ms = ns // 1_000_000
+    if ms == _ts_cache_ms:  # at high rates many messages share a millisecond
+        return _ts_cache_value
+    sec, rem = divmod(ms, 1000)
     if sec != _ts_cache_sec:
         _ts_cache_prefix = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(sec)).encode()
         _ts_cache_sec = sec
-    return b"%s.%03d" % (_ts_cache_prefix, rem // 1_000_000)
+    _ts_cache_ms = ms
+    _ts_cache_value = b"%s.%03d" % (_ts_cache_prefix, rem)
+    return _ts_cache_value
 
 
 _minute_cache: dict[bytes, int] = {}

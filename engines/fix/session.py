@@ -165,6 +165,8 @@ class Session:
         self._target = session_id.target_comp_id.encode()
         self._max_reason = SessionRejectReason.MAX_FOR_VERSION[session_id.begin_string]
         # What the peer's 49/56 must be, as whole fields, for a substring test on the raw message.
+        self._hdr_begin = b"8=%s\x019=" % self._begin
+        self._hdr_ids = b"\x0149=%s\x0156=%s\x0134=" % (self._sender, self._target)
         self._in_sender = b"\x0149=%s\x01" % self._target
         self._in_target = b"\x0156=%s\x01" % self._sender
         self._last_st: tuple[bytes | None, int] = (None, 0)
@@ -453,9 +455,11 @@ class Session:
     def _queue(self, msg_type: bytes, body: bytes, store: bool, extra_header: bytes = b"") -> int:
         seq = self.next_sender_seq
         self.next_sender_seq = seq + 1
-        raw = encode(
-            self._begin, msg_type, seq, self._sender, self._target, utc_timestamp(self.clock.time_ns()), body, extra_header
-        )
+        # Same bytes as message.encode, with the constant header parts prepared once per session.
+        rest = b"".join((b"35=", msg_type, self._hdr_ids, b"%d" % seq, b"\x0152=",
+                         utc_timestamp(self.clock.time_ns()), b"\x01", extra_header, body))
+        msg = b"".join((self._hdr_begin, b"%d" % len(rest), b"\x01", rest))
+        raw = b"%s10=%03d\x01" % (msg, sum(msg) & 255)
         if store:
             self._to_store.append((seq, raw))
         self._to_wire.append(raw)

@@ -404,7 +404,7 @@ class OpdeskApp(App[int]):
         self.run_worker(job(), name=f"kill {scope}", exit_on_error=False)
 
     def action_rearm(self) -> None:
-        halted = self.model.halted_scopes()
+        halted = sorted(self.model.halted_scopes(), key=lambda s: (s != "desk", s))
         if not halted:
             self.toast("nothing is halted", title="Re-arm")
             return
@@ -551,8 +551,8 @@ class OpdeskApp(App[int]):
 
     def action_request_quit(self) -> None:
         self.push_screen(
-            ConfirmScreen("Quit opdesk?", "Quitting stops this desk's engines (open orders stay at the venue "
-                          "unless the venue cancels on disconnect).", yes="Quit", no="Stay"),
+            ConfirmScreen("Quit opdesk?", "Quitting stops this desk: the bots stop quoting, FIX sessions log out "
+                          "and every engine shuts down.", yes="Quit", no="Stay"),
             callback=lambda ok: self.exit(0) if ok else None,
         )
 

@@ -27,12 +27,14 @@ def arrow(value: float) -> str:
 
 
 def money(value: float, digits: int = 2) -> str:
-    """Signed figure followed by its arrow: ``+12.34 ▲``."""
-    return f"{signed(value, digits)} {arrow(value)}"
+    """Signed figure followed by its arrow: ``+12.34 ▲``; zero has neither."""
+    text = signed(value, digits)
+    return f"{text} {arrow(value)}" if text.strip("+-0.,") else text
 
 
 def pct(value: float, digits: int = 2) -> str:
-    return f"{signed(value, digits)}% {arrow(value)}"
+    text = signed(value, digits)
+    return f"{text}% {arrow(value)}" if text.strip("+-0.,") else f"{text}%"
 
 
 def clock(ts_ns: int, *, millis: bool = False) -> str:

@@ -44,6 +44,16 @@ URGENT = frozenset(
     }
 )
 
+#: Modules whose event classes the model handles (imported by ``attach`` so they are registered).
+EVENT_MODULES = (
+    "engines.orders",
+    "engines.marketdata",
+    "engines.risk.events",
+    "engines.mm.events",
+    "engines.grid.events",
+    "engines.fix.events",
+)
+
 FIX_STATE_SYMBOL = {
     "ACTIVE": "●",
     "DISCONNECTED": "○",
@@ -200,8 +210,16 @@ class DeskModel:
         One subscription per concrete type, so the bus calls the right handler directly and events the
         console does not show (most of the flood on a busy desk) cost it nothing.
         """
+        import importlib
+
         from engines.events import event_types
 
+        # Register the event classes the model shows even if no engine of that kind is built here.
+        for module in EVENT_MODULES:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass
         subs = []
         for name, cls in event_types().items():
             if name in self._handlers:
@@ -358,7 +376,9 @@ class DeskModel:
             tif=_val(ev.tif),
             type=_val(ev.type),
         )
-        o.lifecycle.append((ev.ts, f"accepted {o.side} {ev.qty} @ {ev.price}"))
+        o.lifecycle.append(
+            (ev.ts, f"accepted {o.side} {self.fmt_qty(ev.symbol, ev.qty)} @ {self.fmt_price(ev.symbol, ev.price)}")
+        )
         self._remember(o)
         self.dirty.add("orders")
         if self.is_own(ev.owner):
@@ -380,7 +400,9 @@ class DeskModel:
             return
         o.status = _val(ev.status)
         o.leaves = 0
-        o.lifecycle.append((ev.ts, f"{o.status} {ev.canceled_qty} ({ev.reason or 'no reason'})"))
+        o.lifecycle.append(
+            (ev.ts, f"{o.status} {self.fmt_qty(ev.symbol, ev.canceled_qty)} ({ev.reason or 'no reason'})")
+        )
         self._close(o)
         self.dirty.add("orders")
         self.dirty.add("book")
@@ -393,7 +415,9 @@ class DeskModel:
         o.leaves = ev.qty
         o.client_id = ev.client_id
         prio = "kept priority" if ev.kept_priority else "lost priority"
-        o.lifecycle.append((ev.ts, f"replaced → {ev.qty} @ {ev.price} ({prio})"))
+        o.lifecycle.append(
+            (ev.ts, f"replaced → {self.fmt_qty(ev.symbol, ev.qty)} @ {self.fmt_price(ev.symbol, ev.price)} ({prio})")
+        )
         self.dirty.add("orders")
         self.dirty.add("book")
 
@@ -407,7 +431,13 @@ class DeskModel:
         o.filled += ev.qty
         o.leaves = ev.leaves_qty
         o.status = "filled" if ev.leaves_qty == 0 else "partially_filled"
-        o.lifecycle.append((ev.ts, f"fill {ev.qty} @ {ev.price} {_val(ev.liquidity)} fee {ev.fee:.4f}"))
+        o.lifecycle.append(
+            (
+                ev.ts,
+                f"fill {self.fmt_qty(ev.symbol, ev.qty)} @ {self.fmt_price(ev.symbol, ev.price)}"
+                f" {_val(ev.liquidity)} fee {ev.fee:.4f}",
+            )
+        )
         if not o.is_open:
             self._close(o)
         self.dirty.add("orders")

@@ -257,7 +257,8 @@ async def test_live_refresh_timer_updates_panels(tmp_path: Any) -> None:
         seed(desk)
         for _ in range(100):
             await pilot.pause(0.02)
-            if app.main.query_one("#bots-table", DataTable).row_count == 2:
+            table = app.main.query_one("#bots-table", DataTable)
+            if table.row_count == 2 and not app.model.dirty & {"bots", "book", "fix"}:
                 break
         assert app.main.query_one("#bots-table", DataTable).row_count == 2
         assert app.ticks > 0

@@ -18,15 +18,15 @@ if TYPE_CHECKING:
     from console.model import DeskModel
 
 COLUMNS = [
-    ("bot", "bot"),
-    ("state", "state"),
-    ("position", "position"),
-    ("realised", "realised"),
-    ("unrealised", "unrealised"),
-    ("fees", "fees"),
-    ("ret", "return"),
-    ("limits", "top limit"),
-    ("orders", "ord"),
+    ("bot", "bot", 16),
+    ("state", "state", 12),
+    ("position", "position", 9),
+    ("realised", "realised", 11),
+    ("unrealised", "unrealised", 11),
+    ("fees", "fees", 7),
+    ("ret", "return", 9),
+    ("limits", "top limit", 14),
+    ("orders", "ord", 3),
 ]
 
 
@@ -84,6 +84,15 @@ class BotsPanel(Panel):
     def table(self) -> DiffTable:
         return self.query_one(DiffTable)
 
+    def on_data_table_row_selected(self, event: DiffTable.RowSelected) -> None:
+        event.stop()
+        self.app.action_bot_detail()  # type: ignore[attr-defined]
+
+    def on_data_table_row_highlighted(self, event: DiffTable.RowHighlighted) -> None:
+        model = getattr(self.app, "model", None)
+        if model is not None:
+            model.dirty.add(self.key)  # the sparkline follows the selected bot
+
     @property
     def selected(self) -> str | None:
         return self.table.selected_key
@@ -101,6 +110,8 @@ class BotsPanel(Panel):
             realised = float(getattr(ev, "realised", 0.0))
             unrealised = float(getattr(ev, "unrealised", 0.0))
             fees = float(getattr(ev, "fees", 0.0))
+            if len(state) > 12:
+                state = state[:11] + "…"
             ret = float(getattr(ev, "return_pct", 0.0))
             position = float(getattr(ev, "position", 0.0))
             rows[name] = (

@@ -16,15 +16,17 @@ if TYPE_CHECKING:
     from console.model import DeskModel
 
 COLUMNS = [
-    ("state", "state"),
-    ("session", "sender→target"),
-    ("seq_out", "seq out"),
-    ("seq_in", "seq in"),
-    ("hb", "last hb"),
-    ("rate", "msg/s i/o"),
-    ("msgs", "msgs i/o"),
-    ("errors", "errors"),
+    ("state", "state", 15),
+    ("session", "sender→target", 19),
+    ("seq_out", "out#", 5),
+    ("seq_in", "in#", 5),
+    ("hb", "last hb", 8),
+    ("rate", "rate i/o", 9),
+    ("msgs", "msgs i/o", 9),
+    ("errors", "errors", 6),
 ]
+
+STATE_LABEL = {"LOGON_IN_PROGRESS": "LOGGING ON", "LOGOUT_IN_PROGRESS": "LOGGING OUT"}
 
 
 class FixSessionsPanel(Panel):
@@ -52,6 +54,10 @@ class FixSessionsPanel(Panel):
     def table(self) -> DiffTable:
         return self.query_one(DiffTable)
 
+    def on_data_table_row_selected(self, event: DiffTable.RowSelected) -> None:
+        event.stop()
+        self.app.action_fix_inspector(self.selected)  # type: ignore[attr-defined]
+
     @property
     def selected(self) -> str | None:
         return self.table.selected_key
@@ -63,8 +69,8 @@ class FixSessionsPanel(Panel):
             sender, target = s.sender_target
             symbol = FIX_STATE_SYMBOL.get(s.state, "?")
             errors = Text(f"✖ {s.errors}", style="bold") if s.errors else Text("0")
-            role = "init" if s.role == "initiator" else "acc" if s.role == "acceptor" else s.role
-            state = Text(f"{symbol} {s.state} ({role})", style="bold" if s.state == "ACTIVE" else "")
+            label = STATE_LABEL.get(s.state, s.state)
+            state = Text(f"{symbol} {label}", style="bold" if s.state == "ACTIVE" else "")
             rows[name] = (
                 state,
                 f"{sender}→{target}",

@@ -142,7 +142,7 @@ class Ladder(Widget, can_focus=True):
         bids, asks = bids[:k], asks[:k]
 
         own = model.own_levels(sym)
-        w_side, w_own, w_px, w_qty, w_cum = 4, 10, 12, 9, 9
+        w_side, w_own, w_px, w_qty, w_cum = 5, 10, 12, 9, 9
         bar_w = max(0, width - (w_side + w_own + w_px + w_qty + w_cum + 2))
         line(
             (_cut(" ", w_side), S("header")),
@@ -222,7 +222,10 @@ class Ladder(Widget, can_focus=True):
                     (_cut(qty(t.qty), w_qty + 1, right=True), None),
                     (f"  {t.maker_owner}←{t.taker_owner}"[: max(0, width - 35)], S("muted")),
                 )
-        return lines
+        # A constant number of lines: a line that was drawn before is always redrawn (blank if unused).
+        while len(lines) < height:
+            line(("", None))
+        return lines[:height]
 
     def refresh_from(self, model: DeskModel) -> None:
         lines = self.build(model)

@@ -55,10 +55,12 @@ class StatusBar(Widget):
         return self._text
 
     def sample_rate(self, events: int, mono: float) -> None:
-        """Events/s since the last sample (called by the refresh tick with the app's clock)."""
-        if self._last_mono is not None and mono > self._last_mono:
+        """Events/s over windows of at least a second (called by the refresh tick with the app's clock)."""
+        if self._last_mono is None:
+            self._last_events, self._last_mono = events, mono
+        elif mono - self._last_mono >= 1.0:
             self._rate = (events - self._last_events) / (mono - self._last_mono)
-        self._last_events, self._last_mono = events, mono
+            self._last_events, self._last_mono = events, mono
 
     def refresh_from(self, model: DeskModel) -> None:
         link = getattr(model, "link", "live")  # set by the remote console; an in-process desk is always live

@@ -15,19 +15,21 @@ class DiffTable(DataTable[Any]):
     DiffTable { height: 1fr; background: $surface; }
     """
 
-    def __init__(self, columns: Sequence[tuple[str, str]], *, id: str | None = None) -> None:
-        """``columns``: (key, label) pairs."""
+    def __init__(self, columns: Sequence[tuple[str, str] | tuple[str, str, int]], *, id: str | None = None) -> None:
+        """``columns``: (key, label) or (key, label, width) — a fixed width keeps later, longer values
+        from being cut (auto widths are taken from the first rows only)."""
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self._column_spec = list(columns)
         self._cells: dict[str, tuple[Any, ...]] = {}
         self.updates = 0
 
     def on_mount(self) -> None:
-        for key, label in self._column_spec:
-            self.add_column(label, key=key)
+        for spec in self._column_spec:
+            key, label = spec[0], spec[1]
+            self.add_column(label, key=key, width=spec[2] if len(spec) > 2 else None)  # type: ignore[misc]
 
     def sync(self, rows: Mapping[str, Sequence[Any]]) -> None:
-        keys = [k for k, _ in self._column_spec]
+        keys = [spec[0] for spec in self._column_spec]
         for row_key, cells in rows.items():
             cells = tuple(cells)
             old = self._cells.get(row_key)

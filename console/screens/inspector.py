@@ -44,6 +44,7 @@ class FixInspectorScreen(Screen[None]):
         self._seen = 0  # model.fix_msg_count already offered to the table
         self._by_key: dict[str, Any] = {}
         self._blink = blink
+        self._ready = False
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="search: msg type, tag=value, ClOrdID, text…  (/ to focus)", id="search")
@@ -70,6 +71,7 @@ class FixInspectorScreen(Screen[None]):
         fields.add_column("field", key="field")
         fields.add_column("value", key="value")
         fields.add_column("meaning", key="meaning")
+        self._ready = True
         self.reload()
         msgs.focus()
 
@@ -110,6 +112,8 @@ class FixInspectorScreen(Screen[None]):
 
     def refresh_from(self, model: DeskModel) -> None:
         """Live: append messages that arrived since the last tick."""
+        if not self._ready:
+            return  # not composed yet: on_mount loads everything
         new = model.fix_msg_count - self._seen
         if new <= 0:
             return

@@ -32,6 +32,7 @@ class OrdersScreen(Screen[None]):
         super().__init__()
         self.model = model
         self._cells: dict[str, tuple[str, ...]] = {}
+        self._ready = False
 
     def compose(self) -> ComposeResult:
         yield DataTable(id="orders-table", cursor_type="row")
@@ -42,10 +43,15 @@ class OrdersScreen(Screen[None]):
         t.border_title = "Orders (newest last)"
         for key in ("id", "symbol", "owner", "side", "price", "qty", "filled", "leaves", "status"):
             t.add_column(key, key=key)
+        self._ready = True
         self.refresh_from(self.model)
+        if t.row_count:
+            t.move_cursor(row=t.row_count - 1)  # newest last: start there
         t.focus()
 
     def refresh_from(self, model: DeskModel) -> None:
+        if not self._ready:
+            return  # not composed yet: on_mount fills the table
         t = self.query_one(DataTable)
         cols = ("id", "symbol", "owner", "side", "price", "qty", "filled", "leaves", "status")
         orders = list(model.orders.values())[-MAX_ROWS:]
@@ -69,6 +75,10 @@ class OrdersScreen(Screen[None]):
         for gone in [k for k in self._cells if k not in live]:
             t.remove_row(gone)
             del self._cells[gone]
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_detail()
 
     def action_detail(self) -> None:
         t = self.query_one(DataTable)

@@ -102,9 +102,8 @@ class OpdeskApp(App[int]):
         )
         self.actions = actions or DeskActions(desk)
         # The operator dispatcher echoes each action as a LogRecordEvent; the console logs its own.
-        self.model.quiet_sources.add(
-            f"{getattr(self.actions, 'source', 'console')}:{getattr(self.actions, 'actor', 'operator')}"
-        )
+        self._quiet_source = f"{getattr(self.actions, 'source', 'console')}:{getattr(self.actions, 'actor', 'operator')}"
+        self.model.quiet_sources.add(self._quiet_source)
         self._subscriptions = self.model.attach(desk.bus) if (desk is not None and model is None) else []
         self.model.urgent.append(self._urgent)
         self._alert_pending = False
@@ -150,7 +149,7 @@ class OpdeskApp(App[int]):
 
     def on_mount(self) -> None:
         self.set_keymap(dict(self.config.ui.keymap))
-        self._log_handler = ModelLogHandler(self.model)
+        self._log_handler = ModelLogHandler(lambda: self.model)
         logging.getLogger().addHandler(self._log_handler)
         self.theme_changed_signal.subscribe(self, lambda _t: self.model.mark_all_dirty())
         if self.live:

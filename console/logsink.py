@@ -4,6 +4,7 @@ desk's data dir, and warnings plus operator actions go to the event-log panel th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,9 +21,14 @@ class ModelLogHandler(logging.Handler):
     remote console sees too; their stdlib warnings would only duplicate those, so they go to the file.
     """
 
-    def __init__(self, model: DeskModel) -> None:
+    def __init__(self, model: DeskModel | Callable[[], DeskModel]) -> None:
         super().__init__(logging.INFO)
-        self.model = model
+        # A callable follows the app's current model (a remote console swaps it on each snapshot).
+        self._model = model if callable(model) else (lambda: model)
+
+    @property
+    def model(self) -> DeskModel:
+        return self._model()
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno < logging.ERROR and not record.name.startswith("console."):

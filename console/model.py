@@ -142,6 +142,8 @@ class DeskModel:
         self.own_owners = set(own_owners)
         #: LogRecordEvent sources not shown (the console's own actions, which it logs itself).
         self.quiet_sources: set[str] = set()
+        #: The link to a remote desk ("live", "connecting", "disconnected", "refused"); None in-process.
+        self.link: Any = None
         self.dirty: set[str] = set(PANELS)
         self.urgent: list[Callable[[Event], None]] = []
         self.events = 0

@@ -272,6 +272,10 @@ class OrderBookPanel(Panel):
     def ladder(self) -> Ladder:
         return self.query_one(Ladder)
 
+    @property
+    def symbol(self) -> str:
+        return self.ladder.symbol
+
     def select(self, symbol: str) -> None:
         self.ladder.symbol = symbol
         self.border_title = f"Order book · {symbol}"

@@ -63,7 +63,8 @@ class StatusBar(Widget):
             self._last_events, self._last_mono = events, mono
 
     def refresh_from(self, model: DeskModel) -> None:
-        link = getattr(model, "link", "live")  # set by the remote console; an in-process desk is always live
+        # set by the remote console; an in-process desk (link None) is always live
+        link = getattr(model, "link", None) or "live"
         if link != "live":
             text = Text(f"⚠ {str(link).upper()} ", style="bold reverse")
             text.append(f"  {getattr(self.app, 'sub_title', '') or 'not connected to the desk'}", style="bold")

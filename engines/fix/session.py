@@ -125,10 +125,6 @@ class Validator(Protocol):
     def validate(self, msg: FixMessage) -> RejectInfo | None: ...
 
 
-class _Disconnect(Exception):
-    pass
-
-
 class Session:
     """One FIX session. Use it through :class:`~engines.fix.initiator.Initiator` or
     :class:`~engines.fix.acceptor.Acceptor`; send with :meth:`send` / :meth:`send_nowait`."""
@@ -379,7 +375,9 @@ class Session:
             frames: list[bytes] = list(initial)
             while True:
                 for raw in frames:
-                    await self._on_frame(raw)
+                    msg = self._on_frame(raw)
+                    if msg is not None:
+                        await self._verify_and_dispatch(msg, msg.msg_type)
                     if self._closing is not None:
                         break
                 if self._in_log:
@@ -662,7 +660,8 @@ class Session:
         self.errors += 1
         log.warning("%s: garbled message ignored (%s): %s", self.key, reason, mask(raw[:200]))
 
-    async def _on_frame(self, raw: bytes) -> None:
+    def _on_frame(self, raw: bytes) -> FixMessage | None:
+        """Count, log and parse one inbound frame (synchronous: no coroutine per message)."""
         self.msgs_in += 1
         if self._audit is not None:
             self._in_log.append(f"in  {mask(raw)}")
@@ -670,14 +669,10 @@ class Session:
             msg = parse(raw)
         except ValueError:
             self.errors += 1
-            return
-        mt = msg.msg_type
+            return None
         if self.bus is not None and self.settings.publish_messages:
-            self.bus.publish(FixMessageLogged(session=self.key, direction="in", raw=mask(raw), msg_type=mt))
-        try:
-            await self._verify_and_dispatch(msg, mt)
-        except _Disconnect:
-            pass
+            self.bus.publish(FixMessageLogged(session=self.key, direction="in", raw=mask(raw), msg_type=msg.msg_type))
+        return msg
 
     async def _verify_and_dispatch(self, msg: FixMessage, mt: str) -> None:
         if not self._logon_received:

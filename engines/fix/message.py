@@ -227,6 +227,7 @@ def mask(raw: bytes) -> str:
 # --- framing ----------------------------------------------------------------------------------------
 
 GarbledHandler = Callable[[bytes, str], None]
+_FRAME_HEAD = re.compile(rb"8=FIX[^\x01]{0,16}\x019=(\d{1,7})\x0135=")
 
 
 class FixFramer:
@@ -259,6 +260,7 @@ class FixFramer:
         n = len(buf)
         pos = 0
         find = buf.find
+        match = _FRAME_HEAD.match
         while pos < n:
             start = pos if buf.startswith(b"8=FIX", pos) else find(b"8=FIX", pos)
             if start < 0:
@@ -269,6 +271,17 @@ class FixFramer:
                 break
             if start > pos:
                 self.garbage_bytes += start - pos
+            # Fast path: a complete, well-formed frame (one regex match for 8, 9 and the start of 35).
+            m = match(buf, start)
+            if m is not None:
+                end = m.end() - 3 + int(m.group(1))
+                if n >= end + 7 and buf[end - 1 : end + 3] == b"\x0110=" and buf[end + 6 : end + 7] == SOH:
+                    frame = buf[start : end + 7]
+                    cks = frame[-4:-1]
+                    if cks.isdigit() and int(cks) == ((sum(frame) - sum(frame[-7:])) & 255):
+                        out.append(frame)
+                        pos = end + 7
+                        continue
             e1 = find(SOH, start)
             if e1 < 0:
                 if n - start > 32:

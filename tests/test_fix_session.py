@@ -526,3 +526,37 @@ async def test_serving_resend_request_while_own_resend_pending(env: Env) -> None
     assert not env.session.resend_pending
     p.seq = 7
     await assert_alive(p, 4)
+
+
+# --- events and audit log ----------------------------------------------------------------------------
+
+
+async def test_stats_event_and_rotated_audit_log(tmp_path) -> None:
+    from engines.fix.events import FixSessionStats
+
+    env = await make_env(SessionSettings(log_max_bytes=2_000, log_backups=2), log_dir=tmp_path)
+    stats: list[FixSessionStats] = []
+    env.bus.subscribe(FixSessionStats, stats.append)
+    try:
+        p = await env.logged_on()
+        for i in range(20):
+            await p.send("D", [(11, f"order-{i:03d}")])
+            await p.expect("8")
+        await p.send("5")
+        await p.expect("5")
+        await env.session.wait_state(SessionState.DISCONNECTED)
+        last = stats[-1]
+        assert (last.session, last.state, last.next_sender_seq, last.next_target_seq) == (
+            "FIX.4.4:SRV->CLI", SessionState.DISCONNECTED, 23, 23
+        )
+        assert (last.msgs_in, last.msgs_out) == (22, 22)
+        logs = sorted(tmp_path.glob("FIX.4.4-SRV-CLI.messages.log*"))
+        assert [x.name for x in logs] == [
+            "FIX.4.4-SRV-CLI.messages.log", "FIX.4.4-SRV-CLI.messages.log.1", "FIX.4.4-SRV-CLI.messages.log.2"
+        ]
+        text = "".join(x.read_text() for x in logs)
+        assert "out 8=FIX.4.4|" in text and "in  8=FIX.4.4|" in text and "|11=order-019|" in text
+    finally:
+        for p in env.peers:
+            await p.close()
+        await env.acceptor.stop()

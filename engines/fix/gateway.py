@@ -106,13 +106,15 @@ class Prebuilt(Message):
 class _Formats:
     """Per-instrument texts of prices and quantities, cached (a book has few distinct ones)."""
 
-    __slots__ = ("_prices", "_qtys", "inst", "symbol")
+    __slots__ = ("_lots_in", "_prices", "_qtys", "_ticks_in", "inst", "symbol")
 
     def __init__(self, inst: Instrument) -> None:
         self.inst = inst
         self.symbol = inst.symbol.encode("latin-1")
         self._prices: dict[int, bytes] = {}
         self._qtys: dict[int, bytes] = {}
+        self._lots_in: dict[bytes, int] = {}
+        self._ticks_in: dict[bytes, int] = {}
 
     def price(self, ticks: int) -> bytes:
         b = self._prices.get(ticks)
@@ -130,6 +132,26 @@ class _Formats:
             b = self._qtys[lots] = _qty(self.inst, lots).encode()
         return b
 
+    def lots(self, raw: bytes) -> int:
+        """OrderQty text to lots; OrderProblem if not a positive whole number of lots."""
+        lots = self._lots_in.get(raw)
+        if lots is None:
+            lots = _to_units(raw, 38, self.inst.to_lots, "quantity", REJ_QTY, self.inst)
+            if len(self._lots_in) > 50_000:
+                self._lots_in.clear()
+            self._lots_in[raw] = lots
+        return lots
+
+    def ticks(self, raw: bytes) -> int:
+        """Price text to ticks; OrderProblem if not a positive whole number of ticks."""
+        ticks = self._ticks_in.get(raw)
+        if ticks is None:
+            ticks = _to_units(raw, 44, self.inst.to_ticks, "price", REJ_OTHER, self.inst)
+            if len(self._ticks_in) > 50_000:
+                self._ticks_in.clear()
+            self._ticks_in[raw] = ticks
+        return ticks
+
     def avg(self, notional: int, cum: int) -> bytes:
         if cum == 0:
             return b"0"
@@ -137,6 +159,25 @@ class _Formats:
             return self.price(notional // cum)
         avg = (Decimal(notional) * self.inst.tick_size / cum).quantize(_AVG_PLACES)
         return f"{avg.normalize():f}".encode()
+
+
+def _to_units(
+    raw: bytes, tag: int, convert: Callable[[Decimal], int], what: str, code: str, inst: Instrument
+) -> int:
+    text = raw.decode("latin-1")
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        raise IncorrectTagValue(tag, f"{tag}={text} is not a number") from None
+    if not d.is_finite():
+        raise IncorrectTagValue(tag, f"{tag}={text} is not a number")
+    try:
+        units = convert(d)
+    except OffGridError as exc:
+        raise OrderProblem(str(exc), code) from None
+    if units <= 0:
+        raise OrderProblem(f"{inst.symbol}: {what} {text} must be positive", code)
+    return units
 
 
 def _qty(inst: Instrument, lots: int) -> str:
@@ -358,36 +399,6 @@ class Gateway(Application):
         return inst
 
     @staticmethod
-    def _decimal(value: bytes, tag: int) -> Decimal:
-        try:
-            d = Decimal(value.decode("latin-1"))
-        except InvalidOperation:
-            raise IncorrectTagValue(tag, f"{tag}={value.decode('latin-1')} is not a number") from None
-        if not d.is_finite():
-            raise IncorrectTagValue(tag, f"{tag}={value.decode('latin-1')} is not a number")
-        return d
-
-    def _lots(self, inst: Instrument, value: bytes) -> int:
-        qty = self._decimal(value, 38)
-        try:
-            lots = inst.to_lots(qty)
-        except OffGridError as exc:
-            raise OrderProblem(str(exc), REJ_QTY) from None
-        if lots <= 0:
-            raise OrderProblem(f"{inst.symbol}: quantity {qty} must be positive", REJ_QTY)
-        return lots
-
-    def _ticks(self, inst: Instrument, value: bytes) -> int:
-        price = self._decimal(value, 44)
-        try:
-            ticks = inst.to_ticks(price)
-        except OffGridError as exc:
-            raise OrderProblem(str(exc), REJ_OTHER) from None
-        if ticks <= 0:
-            raise OrderProblem(f"{inst.symbol}: price {price} must be positive", REJ_OTHER)
-        return ticks
-
-    @staticmethod
     def _required(msg: FixMessage, tag: int) -> bytes:
         v = msg.get(tag)
         if v is None or v == b"":
@@ -399,23 +410,31 @@ class Gateway(Application):
         owner = self.owner_of(session)
         self.sessions[owner] = session
         self.counts["orders"] += 1
-        cl = self._required(msg, 11).decode("latin-1")
-        symbol = self._required(msg, 55).decode("latin-1")
-        side = _SIDES.get(self._required(msg, 54))
+        f = dict(msg.pairs())  # parsed once (the validator already did it); later duplicates lose
+        get = f.get
+        cl_b, symbol_b, side_b, ord_type_code, qty_raw = get(11), get(55), get(54), get(40), get(38)
+        for tag, v in ((11, cl_b), (55, symbol_b), (54, side_b), (40, ord_type_code), (38, qty_raw)):
+            if not v:
+                raise FieldNotFound(tag)
+        assert cl_b and symbol_b and side_b and ord_type_code and qty_raw
+        cl = cl_b.decode("latin-1")
+        symbol = symbol_b.decode("latin-1")
+        side = _SIDES.get(side_b)
         if side is None:
             raise IncorrectTagValue(54)
-        ord_type_code = self._required(msg, 40)
-        qty_raw = self._required(msg, 38)
-        tif_code = msg.get(59) or b"0"
-        account = (msg.get(1) or b"").decode("latin-1")
+        tif_code = get(59) or b"0"
+        account = (get(1) or b"").decode("latin-1")
         order = GatewayOrder(
             owner, cl, symbol, side, OrderType.LIMIT, TimeInForce.GTC, None, 0, account=account
         )
         try:
-            inst = self._instrument(symbol)
-            order.qty = self._lots(inst, qty_raw)
+            fmt = self._formats_for(symbol)
+            order.qty = fmt.lots(qty_raw)
             if ord_type_code == b"2":
-                order.price = self._ticks(inst, self._required(msg, 44))
+                price_raw = get(44)
+                if not price_raw:
+                    raise FieldNotFound(44)
+                order.price = fmt.ticks(price_raw)
             elif ord_type_code == b"1":
                 order.ord_type = OrderType.MARKET
             else:
@@ -431,7 +450,7 @@ class Gateway(Application):
         except OrderProblem as p:
             self._reject_new(session, order, p)
             return None
-        exec_inst = msg.get(18) or b""
+        exec_inst = get(18) or b""
         req = OrderRequest(
             symbol=symbol,
             side=side,
@@ -501,10 +520,11 @@ class Gateway(Application):
             return
         inst = self.instruments[order.symbol]
         try:
-            qty = self._lots(inst, self._required(msg, 38))
+            fmt = self._formats_for(order.symbol)
+            qty = fmt.lots(self._required(msg, 38))
             price = order.price
             if msg.get(44) is not None:
-                price = self._ticks(inst, msg.get(44) or b"")
+                price = fmt.ticks(msg.get(44) or b"")
             side = _SIDES.get(msg.get(54) or b"")
             if side is not None and side is not order.side:
                 raise OrderProblem("the side of an order cannot be changed", REJ_OTHER)
@@ -563,6 +583,12 @@ class Gateway(Application):
         self._send(session, m)
 
     # --- execution reports --------------------------------------------------------------------------
+    def _formats_for(self, symbol: str) -> _Formats:
+        fmt = self._formats.get(symbol)
+        if fmt is None:
+            fmt = self._formats[symbol] = _Formats(self._instrument(symbol))
+        return fmt
+
     def _exec_report(
         self,
         session: Session,

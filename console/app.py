@@ -9,6 +9,7 @@ flags, ring buffers) and one timer at ``ui.refresh_hz`` refreshes the visible, d
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -390,10 +391,14 @@ class OpdeskApp(App[int]):
     def start_kill(self, scope: str) -> None:
         # (logged by the kill switch itself: KillSwitchAction, state change, progress)
         screen = KillProgressScreen(scope)
-        self.push_screen(screen)
 
         async def job() -> None:
-            report = await self._act("Kill", lambda: self.actions.kill(scope))
+            kill = asyncio.ensure_future(self._act("Kill", lambda: self.actions.kill(scope)))
+            # Let the kill switch halt first (it does so before its first await) so the HALTED alert is
+            # queued ahead of the progress screen's mount: the operator sees HALTED at once.
+            await asyncio.sleep(0)
+            self.push_screen(screen)
+            report = await kill
             if report is _FAILED and screen.is_attached:
                 screen.dismiss(None)
                 return

@@ -30,7 +30,7 @@ STATE_LABEL = {"LOGON_IN_PROGRESS": "LOGGING ON", "LOGOUT_IN_PROGRESS": "LOGGING
 
 
 class FixSessionsPanel(Panel):
-    max_hz = 4.0
+    max_hz = 2.0  # the FIX engine publishes its stats about once a second
     key = "fix"
     title = "FIX sessions"
 

@@ -18,16 +18,19 @@ if TYPE_CHECKING:
     from console.model import DeskModel
 
 COLUMNS = [
-    ("bot", "bot", 16),
-    ("state", "state", 12),
-    ("position", "position", 9),
-    ("realised", "realised", 11),
-    ("unrealised", "unrealised", 11),
-    ("fees", "fees", 7),
+    ("bot", "bot", 14),
+    ("state", "state", 11),
+    ("position", "position", 8),
+    ("realised", "realised", 10),
+    ("unrealised", "unrealised", 10),
+    ("fees", "fees", 6),
     ("ret", "return", 9),
-    ("limits", "top limit", 14),
+    ("limits", "limit", 9),
     ("orders", "ord", 3),
 ]
+
+#: Short names for the limits column (the bot detail screen shows them all in full).
+LIMIT_ABBREV = {"position": "pos", "order_rate": "rate", "loss": "loss", "drawdown": "dd", "notional": "notl"}
 
 
 def limits_text(ev: Any) -> str:
@@ -38,8 +41,8 @@ def limits_text(ev: Any) -> str:
     if isinstance(usage, dict) and usage:
         name, value = max(usage.items(), key=lambda kv: float(kv[1]))
         value = float(value)
-        mark = " ⚠" if value >= 0.8 else ""
-        return f"{name} {value * 100:.0f}%{mark}"
+        mark = "⚠" if value >= 0.8 else ""
+        return f"{LIMIT_ABBREV.get(name, name[:4])} {value * 100:.0f}%{mark}"
     if isinstance(usage, int | float):
         return f"{float(usage) * 100:.0f}%"
     return "—"
@@ -110,14 +113,14 @@ class BotsPanel(Panel):
             realised = float(getattr(ev, "realised", 0.0))
             unrealised = float(getattr(ev, "unrealised", 0.0))
             fees = float(getattr(ev, "fees", 0.0))
-            if len(state) > 12:
-                state = state[:11] + "…"
+            if len(state) > 11:
+                state = state[:10] + "…"
             ret = float(getattr(ev, "return_pct", 0.0))
             position = float(getattr(ev, "position", 0.0))
             rows[name] = (
                 f"{name} {getattr(ev, 'symbol', '')}",
                 state,
-                Text(signed(position, 4), justify="right"),
+                Text(signed(position, 4)[:8], justify="right"),
                 pnl_cell(app, realised, money(realised)),
                 pnl_cell(app, unrealised, money(unrealised)),
                 Text(f"{fees:,.2f}", justify="right"),

@@ -556,7 +556,9 @@ class Session:
         if reset:
             fields.append((141, "Y"))
         s = self.settings
-        if self.role == "initiator":
+        # Username (553) / Password (554) exist in Logon from FIX 4.3 on; a FIX 4.2 counterparty that
+        # wants credentials defines its own tags (add them in Application.to_admin).
+        if self.role == "initiator" and self.id.begin_string >= "FIX.4.3":
             if s.username:
                 fields.append((553, s.username))
             if s.password is not None:

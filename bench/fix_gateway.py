@@ -33,7 +33,7 @@ from engines.fix.session import Session, SessionID, SessionSettings
 from engines.fix.store import SqliteStore
 
 DESK_CHILD = """
-import asyncio, sys
+import asyncio, os, sys, time
 from pathlib import Path
 from engines.config import DeskConfig
 from engines.runtime import Desk
@@ -55,8 +55,25 @@ async def main(data_dir, journal):
         s.settings.publish_messages = False  # no console attached: no per-message bus events
     await desk.start()
     print(desk.services["fix"].acceptor.port, flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    loop = asyncio.get_running_loop()
+    prof = None
+    prof_on = False
+    if os.environ.get("FIX_BENCH_PROFILE"):  # profile the desk from the first "cpu" command on
+        import cProfile
+        prof = cProfile.Profile()
+    while True:  # "cpu" -> this process's CPU seconds so far; end of input -> stop
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            break
+        print(time.process_time(), flush=True)
+        if prof is not None and not prof_on:
+            prof.enable()
+            prof_on = True
     status = desk.services["fix"].gateway.status()
+    if prof is not None:
+        prof.disable()
+        import pstats
+        pstats.Stats(prof).sort_stats("tottime").dump_stats(os.environ["FIX_BENCH_PROFILE"])
     await desk.stop()
     print(status, flush=True)
 
@@ -72,6 +89,7 @@ class Client(Application):
         self.reports = 0
         self.rejects = 0
         self.event = asyncio.Event()
+        self.space = asyncio.Event()  # set when an acknowledgement frees a place in the window
         self.target = 0
 
     def from_app(self, msg: FixMessage, session: Session) -> None:
@@ -84,6 +102,7 @@ class Client(Application):
             self.news += 1
             if et == b"8":
                 self.rejects += 1
+            self.space.set()
         if self.reports >= self.target:
             self.event.set()
 
@@ -105,7 +124,6 @@ async def run_orders(session: Session, app: Client, n: int, window: int, start: 
     app.rtts.clear()
     t0 = time.perf_counter()
     sent = 0
-    loop = asyncio.get_running_loop()
     while sent < n:
         while sent < n and sent - app.news < window:
             cl = b"B%d" % (start + sent)
@@ -128,9 +146,8 @@ async def run_orders(session: Session, app: Client, n: int, window: int, start: 
             )
             sent += 1
         if sent - app.news >= window:
-            fut = loop.create_future()
-            loop.call_soon(fut.set_result, None)
-            await fut
+            app.space.clear()
+            await app.space.wait()
     await asyncio.wait_for(app.event.wait(), 300)
     return time.perf_counter() - t0
 
@@ -157,7 +174,16 @@ async def bench(n: int, window: int, tmp: Path, journal: bool = True) -> dict[st
         await ini.start()
         await session.wait_state(SessionState.ACTIVE, 10)
         await run_orders(session, app, min(2000, n), window, 0)  # warm-up
+
+        def desk_cpu() -> float:
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.write("cpu\n")
+            child.stdin.flush()
+            return float(child.stdout.readline())
+
+        cpu0, client0 = desk_cpu(), time.process_time()
         elapsed = await run_orders(session, app, n, window, 10_000_000)
+        cpu1, client1 = desk_cpu(), time.process_time()
         loaded = list(app.rtts)
         rejects = app.rejects
         single_n = min(2000, n)
@@ -171,6 +197,8 @@ async def bench(n: int, window: int, tmp: Path, journal: bool = True) -> dict[st
             "orders": n - n % 2,
             "window": window,
             "orders_per_s": (n - n % 2) / elapsed,
+            "desk_cpu_us_per_order": (cpu1 - cpu0) / (n - n % 2) * 1e6,
+            "client_cpu_us_per_order": (client1 - client0) / (n - n % 2) * 1e6,
             "reports_per_s": 2 * (n - n % 2) / elapsed,
             "rtt_p50_ms": percentile(loaded, 50) * 1e3,
             "rtt_p99_ms": percentile(loaded, 99) * 1e3,
@@ -212,6 +240,11 @@ def main() -> None:
     print(
         f"  one at a time: p50 {e['single_rtt_p50_ms']:.3f} ms, p99 {e['single_rtt_p99_ms']:.3f} ms "
         f"({e['single_orders_per_s']:,.0f} orders/s)"
+    )
+    print(
+        f"  CPU per order: desk {e['desk_cpu_us_per_order']:.1f} us (gateway, risk, matching, journal, FIX session),"
+        f" client {e['client_cpu_us_per_order']:.1f} us; with a free core each: "
+        f"{1e6 / max(e['desk_cpu_us_per_order'], e['client_cpu_us_per_order']):,.0f} orders/s"
     )
     print(f"  gateway: {e['gateway']}")
     figures = {

@@ -135,6 +135,8 @@ _FORMATS: dict[str, Callable[[bytes], bool]] = {
 }
 #: Types whose value is a space-separated list of enum values.
 _MULTI = frozenset({"MULTIPLEVALUESTRING", "MULTIPLECHARVALUE", "MULTIPLESTRINGVALUE"})
+#: Types whose values rarely repeat (not worth remembering as valid).
+_TIME_TYPES = frozenset({"UTCTIMESTAMP", "TIME", "UTCTIMEONLY", "SEQNUM", "LENGTH"})
 #: Header and trailer fields the session layer has already verified before any validator runs.
 _SESSION_CHECKED = frozenset({8, 9, 10, 34, 35, 49, 52, 56})
 
@@ -150,9 +152,11 @@ class FieldDef:
     enums: dict[str, str] = field(default_factory=dict)  # value -> description
     check: Callable[[bytes], bool] | None = None
     enum_bytes: frozenset[bytes] = frozenset()
+    cacheable: bool = False  # values repeat (enums, prices, quantities): remember the valid ones
 
     def __post_init__(self) -> None:
         self.enum_bytes = frozenset(v.encode("latin-1") for v in self.enums)
+        self.cacheable = bool(self.enum_bytes) or (self.check is not None and self.type not in _TIME_TYPES)
 
     def valid_value(self, value: bytes) -> bool:
         if not self.enums:
@@ -217,6 +221,8 @@ class DataDictionary:
         self.trailer = Layout()
         self.messages: dict[str, MessageDef] = {}
         self.messages_by_name: dict[str, MessageDef] = {}
+        #: (tag, value) pairs found valid before; a value's validity depends only on the dictionary.
+        self.valid_values: set[tuple[int, bytes]] = set()
 
     # --- loading -----------------------------------------------------------------------------------
     @classmethod
@@ -428,6 +434,7 @@ class Validator:
         self.allow_unknown_fields = allow_unknown_fields
         self.allow_user_defined_fields = allow_user_defined_fields
         self.validate_admin = validate_admin
+        self._plans: dict[str, dict[int, tuple[int, FieldDef, GroupDef | None]]] = {}
         self.known_msg_types = (
             frozenset(dictionary.fields[35].enums) if 35 in dictionary.fields else frozenset()
         )
@@ -481,55 +488,74 @@ class Validator:
         if f.enum_bytes and not f.valid_value(raw):
             raise _Problem(SessionRejectReason.VALUE_IS_INCORRECT, tag, f"{tag}={_text(raw)}")
 
+    def _plan(self, mdef: MessageDef) -> dict[int, tuple[int, FieldDef, GroupDef | None]]:
+        """tag -> (section 0 header / 1 body / 2 trailer, its definition, its group) for one message type."""
+        plan = self._plans.get(mdef.msg_type)
+        if plan is None:
+            fields = self.dictionary.fields
+            plan = {}
+            for section, layout in ((2, self.dictionary.trailer), (1, mdef), (0, self.dictionary.header)):
+                for tag in layout.order:
+                    plan[tag] = (section, fields[tag], layout.groups.get(tag))
+            self._plans[mdef.msg_type] = plan
+        return plan
+
     def _iterate(self, pairs: Pairs, mdef: MessageDef) -> None:
-        dd = self.dictionary
-        fields = dd.fields
-        header, trailer = dd.header, dd.trailer
-        htags, ttags, mtags = header.tags, trailer.tags, mdef.tags
+        plan = self._plan(mdef)
+        fields = self.dictionary.fields
         strict_order = self.check_fields_out_of_order
+        valid = self.dictionary.valid_values
         seen: set[int] = set()
         section = 0  # 0 header, 1 body, 2 trailer
         n = len(pairs)
         i = 0
         while i < n:
             tag, raw = pairs[i]
-            f = fields.get(tag)
-            # The common case inline (this runs for every field of every inbound application message).
-            if (
-                f is None
-                or not raw
-                or (f.check is not None and not f.check(raw))
-                or (f.enum_bytes and not f.valid_value(raw))
-            ):
+            entry = plan.get(tag)
+            group: GroupDef | None = None
+            if entry is None:
+                # An undefined tag, or one this message type does not have: work out which reject.
                 self._field(tag, raw)
-            if tag in htags:
-                if section != 0 and strict_order:
-                    raise _Problem(
-                        SessionRejectReason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER, tag, self._label(tag)
-                    )
-                scope: Layout = header
-            elif tag in ttags:
-                section, scope = 2, trailer
-            else:
-                if section == 2 and strict_order:
-                    raise _Problem(
-                        SessionRejectReason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER, tag, self._label(tag)
-                    )
-                section, scope = 1, mdef
-                if tag not in mtags and f is not None:
+                if tag in fields:
                     raise _Problem(
                         SessionRejectReason.TAG_NOT_DEFINED_FOR_MESSAGE_TYPE,
                         tag,
                         f"{self._label(tag)} in {mdef.name}",
                     )
+                sec = 1  # an unknown tag the options allow: a body field
+            else:
+                sec, f, group = entry
+                # Values seen valid before (sides, order types, prices, quantities) skip the checks.
+                if (tag, raw) not in valid:
+                    if (
+                        not raw
+                        or (f.check is not None and not f.check(raw))
+                        or (f.enum_bytes and not f.valid_value(raw))
+                    ):
+                        self._field(tag, raw)
+                    if f.cacheable:
+                        if len(valid) > 100_000:
+                            valid.clear()
+                        valid.add((tag, raw))
+            if sec == 1:
+                if section == 2 and strict_order:
+                    raise _Problem(
+                        SessionRejectReason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER, tag, self._label(tag)
+                    )
+                section = 1
+            elif sec == 0:
+                if section != 0 and strict_order:
+                    raise _Problem(
+                        SessionRejectReason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER, tag, self._label(tag)
+                    )
+            else:
+                section = 2
             if tag in seen:
                 raise _Problem(SessionRejectReason.TAG_APPEARS_MORE_THAN_ONCE, tag, self._label(tag))
             seen.add(tag)
             i += 1
-            if scope.groups:
-                group = scope.groups.get(tag)
-                if group is not None:
-                    i = self._group(pairs, i, group, _count(tag, raw))
+            if group is not None:
+                i = self._group(pairs, i, group, _count(tag, raw))
 
     def _group(self, pairs: Pairs, i: int, group: GroupDef, count: int) -> int:
         """Parse the entries of ``group`` starting at ``pairs[i]``; returns the index after them."""

@@ -319,28 +319,34 @@ class Gateway(Application):
         for key in [k for k, s in self.md_subs.items() if k[0] == owner]:
             self._drop_md(self.md_subs[key])
 
-    def from_app(self, msg: FixMessage, session: Session) -> None:
+    def from_app(self, msg: FixMessage, session: Session) -> Any:
         # Parsing happens here, so a malformed message is answered by the session (Reject 35=3); the
         # routing runs in a task per operation. Why tasks: the matching venue acknowledges only journaled
         # orders (it awaits the journal's commit), and awaiting that here would hold the session's
         # reader for a commit per order. Tasks start in creation order and do their synchronous part
         # (gate, book) before their first await, so a client's operations still apply in order.
         t = msg.msg_type
+        op: Coroutine[Any, Any, None] | None
         if t == "D":
             op = self._new_order(msg, session)
-            if op is not None:
-                self._spawn(op)
         elif t == "F":
             cl, orig = self._required(msg, 11).decode("latin-1"), self._required(msg, 41).decode("latin-1")
-            self._spawn(self._cancel(msg, session, cl, orig))
+            op = self._cancel(msg, session, cl, orig)
         elif t == "G":
             cl, orig = self._required(msg, 11).decode("latin-1"), self._required(msg, 41).decode("latin-1")
             self._required(msg, 38)
-            self._spawn(self._replace(msg, session, cl, orig))
+            op = self._replace(msg, session, cl, orig)
         elif t == "V":
             self._md_request(msg, session)
+            return None
         else:
             raise UnsupportedMessageType(t)
+        if op is None:
+            return None
+        if getattr(self.matching, "journal", None) is None and not self._tasks:
+            return op  # nothing to wait for: the session awaits it in line (cheaper than a task)
+        self._spawn(op)
+        return None
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -236,7 +236,7 @@ class OpdeskApp(App[int]):
         if zoom == "book":
             main.query_one(OrderBookPanel).border_subtitle = "[ ] instrument · " + ZOOM_HINT
         else:
-            main.query_one(OrderBookPanel).border_subtitle = "[ ] instrument"
+            main.query_one(OrderBookPanel).border_subtitle = "[ ] instrument · 1-5 one panel"
         left = main.query_one("#left")
         right = main.query_one("#right")
         left.display = not zoom or zoom in ("book", "grid")

@@ -25,11 +25,11 @@ class MainScreen(Screen[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     BINDINGS = [
-        Binding("1", "app.zoom('book')", "Book", id="zoom.book", tooltip="Show only the order book (again: all)"),
-        Binding("2", "app.zoom('bots')", "Bots", id="zoom.bots", tooltip="Show only the bots (again: all)"),
-        Binding("3", "app.zoom('grid')", "Grid", id="zoom.grid", tooltip="Show only the grid bots (again: all)"),
-        Binding("4", "app.zoom('fix')", "FIX", id="zoom.fix", tooltip="Show only the FIX sessions (again: all)"),
-        Binding("5", "app.zoom('log')", "Log", id="zoom.log", tooltip="Show only the event log (again: all)"),
+        Binding("1", "app.zoom('book')", "Book", id="zoom.book", show=False, tooltip="Show only the order book (again: all)"),
+        Binding("2", "app.zoom('bots')", "Bots", id="zoom.bots", show=False, tooltip="Show only the bots (again: all)"),
+        Binding("3", "app.zoom('grid')", "Grid", id="zoom.grid", show=False, tooltip="Show only the grid bots (again: all)"),
+        Binding("4", "app.zoom('fix')", "FIX", id="zoom.fix", show=False, tooltip="Show only the FIX sessions (again: all)"),
+        Binding("5", "app.zoom('log')", "Log", id="zoom.log", show=False, tooltip="Show only the event log (again: all)"),
         Binding("0", "app.zoom('')", "All", id="zoom.all", show=False, tooltip="Show every panel"),
         Binding("i", "app.fix_inspector", "FIX msgs", id="inspector", tooltip="FIX message inspector"),
         Binding("o", "app.orders", "Orders", id="orders", tooltip="Orders and their lifecycles"),

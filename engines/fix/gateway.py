@@ -225,6 +225,8 @@ class GatewayOrder:
     # A cancel/replace request the venue has not answered yet: (msg type "F"/"G", ClOrdID, qty, price)
     pending: tuple[str, str, int, int | None] | None = None
     account: str = ""
+    fixed: bytes | None = None  # encoded 1/55/54/38/40/44/59 for its reports (reset on replace)
+    fixed_qty: int = 0
 
     @property
     def leaves(self) -> int:
@@ -636,16 +638,18 @@ class Gateway(Application):
         )  # fmt: skip
         if rej:
             parts.append(b"103=%s\x01" % rej.encode())
-        if order.account:
-            parts.append(b"1=%s\x01" % order.account.encode("latin-1"))
-        parts.append(
-            b"55=%s\x0154=%s\x0138=%s\x0140=%s\x01"
-            % (fmt.symbol, _SIDE_BYTES[order.side], fmt.qty(order.qty),
-               b"1" if order.ord_type is OrderType.MARKET else b"2")
-        )  # fmt: skip
-        if order.price is not None:
-            parts.append(b"44=%s\x01" % fmt.price(order.price))
-        parts.append(b"59=%s\x01" % _TIF_BYTES[order.tif])
+        fixed = order.fixed
+        if fixed is None or order.fixed_qty != order.qty:
+            # The order's own fields (1, 55, 54, 38, 40, 44, 59) change only on a replace: built once.
+            fixed = b"%s55=%s\x0154=%s\x0138=%s\x0140=%s\x01%s59=%s\x01" % (
+                b"1=%s\x01" % order.account.encode("latin-1") if order.account else b"",
+                fmt.symbol, _SIDE_BYTES[order.side], fmt.qty(order.qty),
+                b"1" if order.ord_type is OrderType.MARKET else b"2",
+                b"44=%s\x01" % fmt.price(order.price) if order.price is not None else b"",
+                _TIF_BYTES[order.tif],
+            )  # fmt: skip
+            order.fixed, order.fixed_qty = fixed, order.qty
+        parts.append(fixed)
         if last is not None:
             parts.append(b"32=%s\x0131=%s\x01" % (fmt.qty(last[1]), fmt.price(last[0])))
         parts.append(
@@ -755,6 +759,7 @@ class Gateway(Application):
         order.orig_cl_ord_id = order.cl_ord_id
         order.cl_ord_id = ev.client_id
         order.price = ev.price
+        order.fixed = None
         order.qty = order.cum + ev.qty
         if ev.order_id != order.order_id:
             if order.order_id is not None:

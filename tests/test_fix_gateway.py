@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from engines.config import DeskConfig
 from engines.fix.application import Application
+from engines.fix.config import FixSessionConfig, TLSConfig
 from engines.fix.events import SessionState
 from engines.fix.initiator import Initiator
 from engines.fix.message import FixMessage, Message
@@ -606,5 +608,44 @@ async def test_fix_venue_trades_through_the_loopback_session(tmp_path: Path) -> 
         assert (canceled.canceled_qty, canceled.filled_qty, canceled.venue) == (60, 40, "loop")
         assert await venue.open_orders() == []
         assert d.services["matching"].open_orders(owner="fix:LOOP") == []
+    finally:
+        await d.stop()
+
+
+async def test_desk_fix_over_tls(tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    cfg = desk_config(tmp_path)
+    cfg.fix.acceptor_tls = TLSConfig(enabled=True, cert=cert, key=key)
+    cfg.fix.sessions.append(
+        FixSessionConfig(
+            name="tls-loop",
+            sender_comp_id="TLSLOOP",
+            target_comp_id="OPDESK",
+            tls=TLSConfig(enabled=True, ca=cert),
+        )
+    )
+    d = Desk(cfg).build(BUILDERS)
+    await d.start()
+    try:
+        fix = d.services["fix"]
+        loop_session = fix.session("tls-loop")
+        assert loop_session.state is SessionState.ACTIVE
+        assert loop_session._writer.get_extra_info("ssl_object") is not None  # the bytes went over TLS
+        assert d.router.venues["tls-loop"].connected
+        # A client without TLS gets no session: the acceptor only speaks TLS.
+        app = Client()
+        plain = Session(
+            SessionID("FIX.4.4", "CLIENT", "OPDESK"), SessionSettings(max_reconnect_attempts=1), app
+        )
+        ini = Initiator(plain, "127.0.0.1", fix.acceptor.port, seed=1)
+        await ini.start()
+        with pytest.raises(TimeoutError):
+            await plain.wait_state(SessionState.ACTIVE, timeout=0.5)
+        await ini.stop()
     finally:
         await d.stop()

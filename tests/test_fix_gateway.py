@@ -396,9 +396,13 @@ async def test_unsupported_message_type_gets_business_reject(desk: Desk) -> None
          "Tag appears more than once: 38 (OrderQty)"),
         ([(11, "a"), (453, "2"), (448, "P"), (55, "BTC-USD"), (54, "1"), (60, TS), (38, "1"), (40, "2")], "16",
          "453", "Incorrect NumInGroup count for repeating group: 453 (NoPartyIDs)=2, 1 entries"),
+        ([(11, "a"), (55, "BTC-USD"), (54, "1"), (60, TS), (38, "1"), (40, "2"), (50, "desk")], "14", "50",
+         "Tag specified out of required order: 50 (SenderSubID)"),
+        ([(11, "a"), (453, "1"), (447, "D"), (448, "P"), (55, "BTC-USD"), (54, "1"), (60, TS), (38, "1"), (40, "2")],
+         "15", "447", "Repeating group fields out of order: 447 (PartyIDSource)"),
     ],
     ids=["1-required", "5-value", "6-format", "0-invalid-tag", "4-no-value", "2-not-in-message", "13-repeated",
-         "16-group-count"],
+         "16-group-count", "14-order", "15-group-order"],
 )  # fmt: skip
 async def test_validation_rejects_on_the_wire(
     desk: Desk, fields: list[tuple[int, str]], reason: str, ref_tag: str, text: str
@@ -411,6 +415,13 @@ async def test_validation_rejects_on_the_wire(
     # The rejected message consumed its sequence number; the session goes on.
     c.send(nos("ok", "1", "0.01", "60000"))
     assert dict(body(await c.next()))[150] == "0"
+
+
+async def test_invalid_msg_type_rejected_on_the_wire(desk: Desk) -> None:
+    c = await connect(desk)
+    seq = c.send(Message("ZZ", [(11, "a")]))
+    rej = await c.next()
+    assert body(rej) == [(45, str(seq)), (371, "35"), (372, "ZZ"), (373, "11"), (58, "Invalid MsgType: ZZ")]
 
 
 async def test_validation_can_be_switched_off_per_session(tmp_path: Path) -> None:

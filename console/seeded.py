@@ -40,10 +40,26 @@ def available_builders(builders: list[str] = SEED_BUILDERS) -> list[str]:
     return out
 
 
+#: The seeded desk's own instruments and bots, so its screens do not move when the demo config does.
+INSTRUMENTS = {
+    "BTC-USD": {"tick_size": "0.5", "lot_size": "0.001", "base": "BTC", "quote": "USD", "ref_price": 65000.0,
+                "volatility": 0.02},
+    "ETH-USD": {"tick_size": "0.05", "lot_size": "0.01", "base": "ETH", "quote": "USD", "ref_price": 3200.0,
+                "volatility": 0.03},
+}
+MM = [{"name": "mm-btc", "symbol": "BTC-USD", "spread_bps": "8", "levels": 3, "order_qty": "0.05"}]
+GRID = [{"name": "grid-eth", "symbol": "ETH-USD", "lower": "3000", "upper": "3400", "levels": 17,
+         "kind": "arithmetic", "order_qty": "0.5"}]
+
+
 def seeded_config(data_dir: Path, **ui: Any) -> DeskConfig:
     return DeskConfig(
         desk={"name": "demo", "data_dir": str(data_dir)},
-        ui={"refresh_hz": 15.0, "theme": "opdesk-dark", **ui},
+        instruments=INSTRUMENTS,
+        sim={"enabled": True, "seed": 7, "tick_hz": 4.0},
+        mm=MM,
+        grid=GRID,
+        ui={"refresh_hz": 15.0, "theme": "opdesk-dark", "keymap": {}, "confirm_panic_kill": True, **ui},
     )
 
 

@@ -59,7 +59,7 @@ class StatusBar(Widget):
         if self._last_mono is None:
             self._last_events, self._last_mono = events, mono
         elif mono - self._last_mono >= 1.0:
-            self._rate = (events - self._last_events) / (mono - self._last_mono)
+            self._rate = max(0.0, (events - self._last_events) / (mono - self._last_mono))
             self._last_events, self._last_mono = events, mono
 
     def refresh_from(self, model: DeskModel) -> None:

@@ -256,8 +256,8 @@ class DeskModel:
             data = json.loads(data)
         try:
             ev = from_dict(data)
-        except ValueError:
-            return  # an event type this console does not know: ignore, don't crash the UI
+        except (ValueError, KeyError, TypeError):
+            return  # an event type (or shape) this console does not know: ignore, don't crash the UI
         self.apply(ev)
 
     def apply(self, ev: Any) -> None:

@@ -182,6 +182,10 @@ async def test_palette_pause_and_resume_a_bot(tmp_path: Any) -> None:
         await settle(app, pilot)
         assert bot.calls == ["pause", "resume"]
         assert any("pause mm-btc" in e.text for e in app.model.log)
+        await run_palette(app, pilot, "Theme: opdesk-high-contrast")
+        assert app.theme == "opdesk-high-contrast"
+        app.refresh_panels()  # panels re-render with the new theme's colours
+        await pilot.pause()
         app.pause_bot("nobody")  # an unknown bot is reported to the operator, not raised
         await settle(app, pilot)
         assert any("no bot named 'nobody'" in e.text for e in app.model.log)

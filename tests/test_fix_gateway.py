@@ -660,3 +660,43 @@ async def test_desk_fix_over_tls(tmp_path: Path) -> None:
         await ini.stop()
     finally:
         await d.stop()
+
+
+async def test_gateway_takes_over_orders_restored_after_a_restart(tmp_path: Path) -> None:
+    # The matching journal keeps the client's resting order over a desk restart; the restarted gateway
+    # reports its fills and accepts its cancel. (No risk kill on the client's disconnect here.)
+    cfg = desk_config(tmp_path, rules={"fix_session_loss": False})
+    cfg.matching.journal = True
+    d1 = Desk(cfg).build(BUILDERS)
+    await d1.start()
+    c = await connect(d1)
+    c.send(nos("o1", "1", "0.05", "60000"))
+    oid = (await c.next()).get_str(37)
+    await c.initiator.stop("desk restart")
+    await d1.stop()
+
+    d2 = Desk(cfg).build(BUILDERS)
+    await d2.start()
+    try:
+        c.initiator.port = d2.services["fix"].acceptor.port  # same client session: sequence numbers go on
+        await c.initiator.start()
+        await c.session.wait_state(SessionState.ACTIVE)
+        assert [o.client_id for o in d2.services["matching"].open_orders(owner="fix:CLIENT")] == ["o1"]
+        await maker(d2, Side.SELL, 20, 120000, "m1")
+        fill = dict(body(await c.next()))
+        assert (fill[37], fill[11], fill[150], fill[39], fill[32], fill[14], fill[151]) == (
+            oid,
+            "o1",
+            "F",
+            "1",
+            "0.02",
+            "0.02",
+            "0.03",
+        )
+        c.send(Message("F", [(41, "o1"), (11, "x1"), (55, "BTC-USD"), (54, "1"), (60, TS)]))
+        cx = dict(body(await c.next()))
+        assert (cx[150], cx[39], cx[11], cx[41], cx[14], cx[151]) == ("4", "4", "x1", "o1", "0.02", "0")
+        assert d2.services["fix"].gateway.counts["adopted"] == 1
+        await c.initiator.stop()
+    finally:
+        await d2.stop()

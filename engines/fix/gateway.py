@@ -280,6 +280,7 @@ class Gateway(Application):
         self._formats: dict[str, _Formats] = {}
         self.counts = {
             "orders": 0, "rejects": 0, "fills": 0, "cancels": 0, "replaces": 0, "dropped": 0, "errors": 0,
+            "adopted": 0, "possdup_ignored": 0,
         }  # fmt: skip
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: list[tuple[Session | None, Message]] = []
@@ -430,6 +431,10 @@ class Gateway(Application):
         side = _SIDES.get(side_b)
         if side is None:
             raise IncorrectTagValue(54)
+        if get(43) == b"Y" and self._known(owner, symbol_b.decode("latin-1"), cl_b.decode("latin-1")):
+            # A resent NewOrderSingle (PossDup) for an order we already have: not a new order.
+            self.counts["possdup_ignored"] += 1
+            return None
         tif_code = get(59) or b"0"
         account = (get(1) or b"").decode("latin-1")
         order = GatewayOrder(
@@ -482,6 +487,13 @@ class Gateway(Application):
             self.orders.pop((order.owner, order.cl_ord_id), None)
             self._reject_new(session, order, OrderProblem(str(exc), REJ_OTHER))
 
+    def _known(self, owner: str, symbol: str, cl: str) -> bool:
+        if (owner, cl) in self.orders:
+            return True
+        return (
+            self.matching is not None and self.matching.order(symbol, owner=owner, client_id=cl) is not None
+        )
+
     def _reject_new(self, session: Session, order: GatewayOrder, p: OrderProblem) -> None:
         self.counts["rejects"] += 1
         order.status = OrderStatus.REJECTED
@@ -499,6 +511,37 @@ class Gateway(Application):
                 o = self.by_id.get(int(oid))
                 if o is not None and o.owner == owner:
                     order = o
+        if order is None and orig is not None:
+            order = self._adopt(owner, (msg.get(55) or b"").decode("latin-1"), orig.decode("latin-1"), None)
+        return order
+
+    def _adopt(
+        self,
+        owner: str,
+        symbol: str,
+        client_id: str,
+        order_id: int | None,
+        fill: int = 0,
+        closing: bool = False,
+    ) -> GatewayOrder | None:
+        """A live order of a FIX client the gateway does not track — restored by the matching journal after
+        a restart: take it over from the engine's view (``fill``: lots of a fill already counted there).
+
+        Its AvgPx restarts from the fills seen from here on (earlier fill prices are in the journal only).
+        """
+        if self.matching is None or not symbol:
+            return None
+        view = self.matching.order(symbol, owner=owner, client_id=client_id or None, order_id=order_id)
+        if view is None or (not view.status.is_open and not closing):
+            return None
+        order = GatewayOrder(
+            owner, view.client_id, symbol, view.side, view.type, view.tif, view.price, view.qty,
+            order_id=view.order_id, cum=view.filled_qty - fill, status=view.status,
+        )  # fmt: skip
+        order.notional = (view.price or 0) * order.cum  # unknown: the limit price stands in
+        self.orders[(owner, order.cl_ord_id)] = order
+        self.by_id[view.order_id] = order
+        self.counts["adopted"] += 1
         return order
 
     async def _cancel(self, msg: FixMessage, session: Session, cl: str, orig: str) -> None:
@@ -665,12 +708,22 @@ class Gateway(Application):
             parts.append(b"58=%s\x01" % text.encode("latin-1", "replace"))
         return Prebuilt("8", b"".join(parts))
 
-    def _mine(self, owner: str, client_id: str, order_id: int | None) -> GatewayOrder | None:
+    def _mine(
+        self,
+        owner: str,
+        client_id: str,
+        order_id: int | None,
+        symbol: str = "",
+        fill: int = 0,
+        closing: bool = False,
+    ) -> GatewayOrder | None:
         if not owner.startswith("fix:"):
             return None
         order = self.orders.get((owner, client_id))
         if order is None and order_id is not None:
             order = self.by_id.get(order_id)
+        if order is None and symbol and owner in self.sessions:
+            order = self._adopt(owner, symbol, client_id, order_id, fill, closing)
         return order
 
     def _done(self, order: GatewayOrder) -> None:
@@ -704,7 +757,7 @@ class Gateway(Application):
         self._reject_new(session, order, p)
 
     def _on_fill(self, ev: Fill) -> None:
-        order = self._mine(ev.owner, ev.client_id, ev.order_id)
+        order = self._mine(ev.owner, ev.client_id, ev.order_id, ev.symbol, ev.qty, closing=True)
         if order is None:
             return
         self.counts["fills"] += 1
@@ -733,7 +786,7 @@ class Gateway(Application):
         )
 
     def _on_canceled(self, ev: OrderCanceled) -> None:
-        order = self._mine(ev.owner, ev.client_id, ev.order_id)
+        order = self._mine(ev.owner, ev.client_id, ev.order_id, ev.symbol, closing=True)
         if order is None:
             return
         self._done(order)

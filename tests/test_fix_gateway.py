@@ -700,3 +700,31 @@ async def test_gateway_takes_over_orders_restored_after_a_restart(tmp_path: Path
         await c.initiator.stop()
     finally:
         await d2.stop()
+
+
+async def test_market_maker_quotes_through_the_fix_venue(tmp_path: Path) -> None:
+    from engines.config import load_config
+    from engines.runtime import BUILDERS as ALL
+
+    cfg = load_config()
+    cfg.mm[0].venue = "demo-client"  # the demo bot quotes over the desk's own FIX session
+    d = Desk(cfg, data_dir=tmp_path).build(list(ALL))
+    accepted = asyncio.Event()
+    seen: list[OrderAccepted] = []
+
+    def on_accepted(ev: OrderAccepted) -> None:
+        if ev.venue == "demo-client":
+            seen.append(ev)
+            accepted.set()
+
+    d.bus.subscribe(OrderAccepted, on_accepted)
+    await d.start()
+    try:
+        await asyncio.wait_for(accepted.wait(), 10)
+        first = seen[0]
+        assert first.owner == cfg.mm[0].name
+        # Behind the venue, the same order rests on the matching engine as the FIX client's.
+        behind = d.services["matching"].open_orders(owner="fix:DESKCLIENT")
+        assert first.client_id in {o.client_id for o in behind}
+    finally:
+        await d.stop()

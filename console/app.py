@@ -64,6 +64,7 @@ class OpdeskApp(App[int]):
                 tooltip="Kill the whole desk now (confirmation per ui.confirm_panic_kill)"),
         Binding("ctrl+r", "rearm", "Re-arm…", priority=True, id="rearm", tooltip="Re-arm a halted scope"),
         Binding("ctrl+q", "request_quit", "Quit", priority=True, id="quit", tooltip="Stop the desk and quit"),
+        Binding("f1", "toggle_keys", "Keys", id="keys", tooltip="Show or hide every key of the current view"),
     ]
 
     class DeskAlert(Message):
@@ -559,6 +560,12 @@ class OpdeskApp(App[int]):
                           "and every engine shuts down.", yes="Quit", no="Stay"),
             callback=lambda ok: self.exit(0) if ok else None,
         )
+
+    def action_toggle_keys(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     def set_theme(self, name: str) -> None:
         self.theme = name

@@ -29,8 +29,8 @@ class FixInspectorScreen(Screen[None]):
 
     DEFAULT_CSS = """
     FixInspectorScreen #search { dock: top; }
-    FixInspectorScreen #msgs { width: 2fr; border: round $panel-lighten-2; }
-    FixInspectorScreen #fields { width: 3fr; border: round $panel-lighten-2; }
+    FixInspectorScreen #msgs { width: 1fr; min-width: 40; max-width: 72; border: round $panel-lighten-2; }
+    FixInspectorScreen #fields { width: 1fr; border: round $panel-lighten-2; }
     FixInspectorScreen #raw { width: 1fr; height: auto; max-height: 5; color: $text-muted; padding: 0 1; }
     FixInspectorScreen DataTable:focus { border: none; }
     """

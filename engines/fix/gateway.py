@@ -376,7 +376,15 @@ class Gateway(Application):
         held = self._held
         while held:
             mark = len(held)
-            await self.matching.flush()
+            try:
+                await self.matching.flush()
+            except Exception:
+                # The journal cannot commit (the engine reports itself degraded): what it would confirm
+                # is not durable, so it is not confirmed. Clients see no report; operators see this.
+                self.counts["errors"] += 1
+                log.exception("fix gateway: matching journal flush failed, %d reports withheld", mark)
+                del held[:mark]
+                continue
             batch = held[:mark]
             del held[:mark]
             for session, msg in batch:

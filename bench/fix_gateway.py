@@ -114,12 +114,17 @@ def percentile(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
 
 
-async def run_orders(session: Session, app: Client, n: int, window: int, start: int) -> float:
-    """Send ``n`` orders (crossing pairs) keeping at most ``window`` unacknowledged; wait for every report."""
+async def run_orders(
+    session: Session, app: Client, n: int, window: int, start: int, resting: bool = False
+) -> float:
+    """Send ``n`` orders keeping at most ``window`` unacknowledged; wait for every report.
+
+    Crossing pairs (a New and a Fill per order), or with ``resting`` buys that never trade (a New each).
+    """
     n -= n % 2
     app.news = 0
     app.reports = 0
-    app.target = 2 * n  # a New and a Fill per order
+    app.target = n if resting else 2 * n
     app.event.clear()
     app.rtts.clear()
     t0 = time.perf_counter()
@@ -128,14 +133,14 @@ async def run_orders(session: Session, app: Client, n: int, window: int, start: 
         while sent < n and sent - app.news < window:
             cl = b"B%d" % (start + sent)
             app.sent_at[cl] = time.perf_counter()
-            px = b"%d" % (60000 + (sent // 2) % 1000)
+            px = b"%d" % ((50000 + sent % 1000) if resting else (60000 + (sent // 2) % 1000))
             session.send_nowait(
                 Message(
                     "D",
                     [
                         (11, cl),
                         (55, b"BTC-USD"),
-                        (54, b"1" if sent % 2 == 0 else b"2"),
+                        (54, b"1" if resting or sent % 2 == 0 else b"2"),
                         (60, b"20260101-00:00:00.000"),
                         (38, b"0.01"),
                         (40, b"2"),
@@ -152,7 +157,9 @@ async def run_orders(session: Session, app: Client, n: int, window: int, start: 
     return time.perf_counter() - t0
 
 
-async def bench(n: int, window: int, tmp: Path, journal: bool = True) -> dict[str, Any]:
+async def bench(
+    n: int, window: int, tmp: Path, journal: bool = True, resting: bool = False
+) -> dict[str, Any]:
     child = subprocess.Popen(
         [sys.executable, "-c", DESK_CHILD, str(tmp / "desk"), "journal" if journal else "no-journal"],
         stdin=subprocess.PIPE,
@@ -173,7 +180,7 @@ async def bench(n: int, window: int, tmp: Path, journal: bool = True) -> dict[st
         ini = Initiator(session, "127.0.0.1", port, seed=1)
         await ini.start()
         await session.wait_state(SessionState.ACTIVE, 10)
-        await run_orders(session, app, min(2000, n), window, 0)  # warm-up
+        await run_orders(session, app, min(2000, n), window, 0, resting)  # warm-up
 
         def desk_cpu() -> float:
             assert child.stdin is not None and child.stdout is not None
@@ -182,12 +189,12 @@ async def bench(n: int, window: int, tmp: Path, journal: bool = True) -> dict[st
             return float(child.stdout.readline())
 
         cpu0, client0 = desk_cpu(), time.process_time()
-        elapsed = await run_orders(session, app, n, window, 10_000_000)
+        elapsed = await run_orders(session, app, n, window, 10_000_000, resting)
         cpu1, client1 = desk_cpu(), time.process_time()
         loaded = list(app.rtts)
         rejects = app.rejects
         single_n = min(2000, n)
-        t_single = await run_orders(session, app, single_n, 1, 20_000_000)
+        t_single = await run_orders(session, app, single_n, 1, 20_000_000, resting)
         single = list(app.rtts)
         await ini.stop("bench done")
         await store.close()
@@ -199,7 +206,8 @@ async def bench(n: int, window: int, tmp: Path, journal: bool = True) -> dict[st
             "orders_per_s": (n - n % 2) / elapsed,
             "desk_cpu_us_per_order": (cpu1 - cpu0) / (n - n % 2) * 1e6,
             "client_cpu_us_per_order": (client1 - client0) / (n - n % 2) * 1e6,
-            "reports_per_s": 2 * (n - n % 2) / elapsed,
+            "reports_per_s": (1 if resting else 2) * (n - n % 2) / elapsed,
+            "flow": "resting" if resting else "crossing",
             "rtt_p50_ms": percentile(loaded, 50) * 1e3,
             "rtt_p99_ms": percentile(loaded, 99) * 1e3,
             "single_rtt_p50_ms": percentile(single, 50) * 1e3,
@@ -224,13 +232,14 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=500)
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     ap.add_argument("--no-journal", action="store_true", help="matching engine without its SQLite journal")
+    ap.add_argument("--resting", action="store_true", help="orders that never trade: one report each")
     args = ap.parse_args()
     if args.quick:
         args.orders = 3_000
     with tempfile.TemporaryDirectory() as tmp:
-        e = asyncio.run(bench(args.orders, args.window, Path(tmp), not args.no_journal))
+        e = asyncio.run(bench(args.orders, args.window, Path(tmp), not args.no_journal, args.resting))
     print(
-        f"FIX gateway end to end: {e['orders']:,} NewOrderSingles (crossing pairs) -> ExecutionReports New + Fill,"
+        f"FIX gateway end to end: {e['orders']:,} NewOrderSingles ({e['flow']}) -> ExecutionReports,"
         " through router, risk gate and matching engine; SqliteStore on both sessions"
     )
     print(

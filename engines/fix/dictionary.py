@@ -435,6 +435,7 @@ class Validator:
         self.allow_user_defined_fields = allow_user_defined_fields
         self.validate_admin = validate_admin
         self._plans: dict[str, dict[int, tuple[int, FieldDef, GroupDef | None]]] = {}
+        self._shapes: dict[str, set[tuple[int, ...]]] = {}  # tag sequences found valid, per MsgType
         self.known_msg_types = (
             frozenset(dictionary.fields[35].enums) if 35 in dictionary.fields else frozenset()
         )
@@ -456,12 +457,43 @@ class Validator:
             return _reject(SessionRejectReason.INVALID_MSGTYPE, 35, msg_type)
         if mdef.category == "admin" and not self.validate_admin:
             return None
+        # Structure (which tags, in which order: required fields, allowed tags, header/body/trailer order,
+        # repeats) depends only on the tag sequence; a sequence found valid before needs only the values
+        # not already known valid checked (a ClOrdID, the timestamps).
+        shape = tuple([t for t, _ in pairs])
+        shapes = self._shapes.get(msg_type)
         try:
+            if shapes is not None and shape in shapes:
+                try:
+                    for tag, raw in set(pairs).difference(dd.valid_values):
+                        self._value(tag, raw)
+                    return None
+                except _Problem:
+                    pass  # the full check below reports the first problem in wire order
             self._check_required(pairs, mdef)
-            self._iterate(pairs, mdef)
+            if not self._iterate(pairs, mdef):  # no repeating group: the shape alone says it all
+                if shapes is None:
+                    shapes = self._shapes[msg_type] = set()
+                if len(shapes) < 1_000:
+                    shapes.add(shape)
         except _Problem as p:
             return _reject(p.reason, p.tag, p.detail)
         return None
+
+    def _value(self, tag: int, raw: bytes) -> None:
+        f = self.dictionary.fields.get(tag)
+        if (
+            f is None
+            or not raw
+            or (f.check is not None and not f.check(raw))
+            or (f.enum_bytes and not f.valid_value(raw))
+        ):
+            self._field(tag, raw)
+        elif f.cacheable:
+            valid = self.dictionary.valid_values
+            if len(valid) > 100_000:
+                valid.clear()
+            valid.add((tag, raw))
 
     def _check_required(self, pairs: Pairs, mdef: MessageDef) -> None:
         present = {t for t, _ in pairs}
@@ -500,8 +532,10 @@ class Validator:
             self._plans[mdef.msg_type] = plan
         return plan
 
-    def _iterate(self, pairs: Pairs, mdef: MessageDef) -> None:
+    def _iterate(self, pairs: Pairs, mdef: MessageDef) -> bool:
+        """Check every field in order; True if the message had a repeating group."""
         plan = self._plan(mdef)
+        grouped = False
         fields = self.dictionary.fields
         strict_order = self.check_fields_out_of_order
         valid = self.dictionary.valid_values
@@ -555,7 +589,9 @@ class Validator:
             seen.add(tag)
             i += 1
             if group is not None:
+                grouped = True
                 i = self._group(pairs, i, group, _count(tag, raw))
+        return grouped
 
     def _group(self, pairs: Pairs, i: int, group: GroupDef, count: int) -> int:
         """Parse the entries of ``group`` starting at ``pairs[i]``; returns the index after them."""

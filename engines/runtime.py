@@ -101,6 +101,10 @@ class Desk:
         log.info("desk %s started: %s", self.config.desk.name, ", ".join(e.name for e in self.engines))
 
     async def stop(self) -> None:
+        if self._started:
+            # Said first, so engines that react to others going away (risk rules watching FIX sessions)
+            # can tell an orderly shutdown from a failure.
+            self.bus.publish(EngineStatusChanged(engine="desk", state=EngineState.STOPPING, detail="orderly shutdown"))
         while self._started:
             engine = self._started.pop()
             self.bus.publish(EngineStatusChanged(engine=engine.name, state=EngineState.STOPPING))

@@ -191,3 +191,17 @@ async def test_fix_session_loss_with_open_orders_kills_its_scope(tmp_path):
     ks = desk.services["killswitch"]
     assert [p["order"] for p in ks.pending_cancels()] == ["FIX.4.4:OPDESK->EXCH:ETH-USD:e1"]
     await desk.stop()
+
+
+async def test_orderly_desk_shutdown_is_not_a_fix_session_loss(tmp_path):
+    desk, venue = make_desk(tmp_path, risk={"limits": {}, "rules": OFF})
+    await desk.start()
+    breaches = _breaches(desk)
+    await desk.router.submit(order(owner="fix:CLIENT1", client_id="c1"))
+    desk.bus.publish(FixSessionState(session="FIX.4.4:OPDESK->CLIENT1", state=SessionState.ACTIVE, role="acceptor"))
+    await desk.stop()  # announces the orderly shutdown before any engine (and so any session) stops
+    desk.bus.publish(
+        FixSessionState(session="FIX.4.4:OPDESK->CLIENT1", state=SessionState.DISCONNECTED, role="acceptor")
+    )
+    assert breaches == []
+    assert desk.services["risk"].state("bot:fix:CLIENT1") is TradingState.ACTIVE

@@ -40,7 +40,7 @@ from typing import Any
 
 from engines.bus import Bus
 from engines.clock import Clock
-from engines.events import PriceTick
+from engines.events import EngineState, EngineStatusChanged, PriceTick
 from engines.marketdata import BBO
 from engines.risk.config import RiskConfig, RiskLimits
 from engines.risk.events import DESK, RiskBreach, TradingState
@@ -100,6 +100,8 @@ class RiskRules:
         if self.rules.order_storm is not None:
             gate.observer = self.note_order
         self.fix_events = self._subscribe_fix()
+        self.desk_stopping = False
+        self.bus.subscribe(EngineStatusChanged, self._on_engine_status, key="desk")
 
     # --- firing -----------------------------------------------------------------------------------------
     def fire(self, rule: str, scope: str, value: str, limit: str, detail: str) -> None:
@@ -259,9 +261,15 @@ class RiskRules:
         self.bus.subscribe(cls, self.on_fix_session)
         return cls
 
+    def _on_engine_status(self, ev: EngineStatusChanged) -> None:
+        if ev.state is EngineState.STOPPING:
+            self.desk_stopping = True
+
     def on_fix_session(self, ev: Any) -> None:
         session = str(ev.session)
         state = str(getattr(ev.state, "value", ev.state)).lower()
+        if self.desk_stopping and state != "active":
+            return  # the desk is shutting its sessions down on purpose: not a loss to latch a halt on
         if state == "active":
             self._fix_active[session] = True
             for key in [

@@ -8,6 +8,9 @@ import pytest
 for _name in list(os.environ):
     if _name.startswith("OPDESK_"):
         del os.environ[_name]
+# Desks built in tests bind ephemeral ports, never the fixed defaults a running desk may hold.
+os.environ["OPDESK_CONTROL__PORT"] = "0"
+os.environ["OPDESK_REMOTE__PORT"] = "0"
 
 
 @pytest.fixture

@@ -110,4 +110,6 @@ async def execute(desk: Desk, action: str, params: dict[str, Any], *, source: st
         await _maybe_await(method(session))
     except KeyError:
         raise CommandError(f"no FIX session {session!r}") from None
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     return {"session": session, "action": action}

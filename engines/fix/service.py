@@ -213,6 +213,37 @@ class FixService:
         """A configured session by its config name."""
         return self.sessions[name]
 
+    def find(self, name: str) -> Session:
+        """A session by config name or by key ("FIX.4.4:SENDER->TARGET"); KeyError if none."""
+        if name in self.sessions:
+            return self.sessions[name]
+        for session in self.all_sessions():
+            if session.key == name:
+                return session
+        raise KeyError(name)
+
+    def _initiator_of(self, session: Session) -> Initiator | None:
+        return next((i for i in self.initiators.values() if i.session is session), None)
+
+    async def logout(self, name: str, reason: str = "operator logout") -> None:
+        """Log a session out. An initiator stays down until :meth:`reconnect`; on an acceptor session
+        the counterparty decides when to log on again."""
+        session = self.find(name)
+        initiator = self._initiator_of(session)
+        if initiator is not None:
+            await initiator.stop(reason)
+        elif session.connected:
+            await session.logout(reason)
+
+    async def reconnect(self, name: str) -> None:
+        """Drop an initiator session's connection (logging out first if it is up) and connect again."""
+        session = self.find(name)
+        initiator = self._initiator_of(session)
+        if initiator is None:
+            raise ValueError(f"{session.key} is an acceptor session: the counterparty reconnects, not us")
+        await initiator.stop("operator reconnect")
+        await initiator.start()
+
     def all_sessions(self) -> list[Session]:
         out = list(self.sessions.values())
         if self.acceptor is not None:

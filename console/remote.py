@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from console.actions import ActionUnavailable
+from console.actions import ActionUnavailable, DeskActions
 from console.app import OpdeskApp
 from console.model import DeskModel
 from engines.config import DeskConfig
@@ -19,12 +19,14 @@ from engines.events import Event
 from engines.remote.client import CommandFailed, LinkState, RemoteDeskClient
 
 
-class RemoteDeskActions:
-    """Operator actions sent to a remote desk over the channel."""
+class RemoteDeskActions(DeskActions):
+    """Operator actions sent to a remote desk over the channel: the same methods as the in-process
+    :class:`DeskActions`, with only the transport swapped."""
 
     source = "remote"
 
     def __init__(self, client: RemoteDeskClient) -> None:
+        super().__init__(None)
         self.client = client
 
     async def _do(self, action: str, **params: Any) -> Any:
@@ -32,28 +34,6 @@ class RemoteDeskActions:
             return await self.client.command(action, params)
         except CommandFailed as exc:
             raise ActionUnavailable(str(exc)) from None
-
-    async def kill(self, scope: str = "desk", *, reason: str = "operator kill from a remote console") -> Any:
-        return await self._do("kill", scope=scope, reason=reason)
-
-    async def rearm(self, scope: str = "desk", *, reason: str = "operator re-arm from a remote console") -> Any:
-        return await self._do("rearm", scope=scope, reason=reason)
-
-    async def pause(self, bot: str) -> Any:
-        return await self._do("pause", bot=bot)
-
-    async def resume(self, bot: str) -> Any:
-        return await self._do("resume", bot=bot)
-
-    async def cancel_all(self, symbol: str | None = None, *, owner: str | None = None) -> int:
-        result = await self._do("cancel_all", symbol=symbol, owner=owner)
-        return int(result.get("canceled", 0)) if isinstance(result, dict) else 0
-
-    async def fix_logout(self, session: str) -> Any:
-        return await self._do("fix_logout", session=session)
-
-    async def fix_reconnect(self, session: str) -> Any:
-        return await self._do("fix_reconnect", session=session)
 
 
 class RemoteConsoleApp(OpdeskApp):

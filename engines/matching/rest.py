@@ -28,19 +28,15 @@ Errors have one shape: ``{"error": <code>, "detail": [{"field": <name>, "message
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import enum
 import inspect
 import json
 import logging
-import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-import uvicorn
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 from pydantic.json_schema import models_json_schema
 from starlette.applications import Starlette
@@ -48,6 +44,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engines.httpserver import InLoopHttpServer
 from engines.instruments import Instrument, OffGridError
 from engines.matching.apitoken import check_bearer
 from engines.orders import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
@@ -757,22 +754,6 @@ def _jsonable(value: Any) -> Any:
 # --- the server: uvicorn in the desk's loop -----------------------------------------------------------
 
 
-class _InLoopServer(uvicorn.Server):
-    """uvicorn without its signal handling (the desk owns SIGINT/SIGTERM) and with a ready event."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = asyncio.Event()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self.ready.set()
-
-
 class RestServer:
     """The REST API as a desk engine (name ``matching-rest``). ``port`` is the bound port once started."""
 
@@ -782,59 +763,19 @@ class RestServer:
         self.api = api
         self.host = host
         self.port = port
-        self._server: _InLoopServer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._http = InLoopHttpServer(api.app, host=host, port=port, name="matching-rest")
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return self._http.url
 
     async def start(self) -> None:
-        # Bind the socket ourselves: a bind error raises here (uvicorn would sys.exit), and the
-        # ephemeral port is known before the first request.
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the proto
-        # says TCP, and without it every response waits ~40 ms on Nagle + delayed ACK.
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.bind((self.host, self.port))
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.api.app,
-            http="h11",
-            ws="none",
-            lifespan="off",
-            log_config=None,  # the desk configures logging; uvicorn must not dictConfig over it
-            log_level="warning",  # uvicorn's INFO lines ("Started server process") mislead in-process
-            access_log=False,
-            proxy_headers=False,
-            server_header=False,
-            timeout_graceful_shutdown=2,
-        )
-        self._server = _InLoopServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="matching-rest")
-        ready = asyncio.create_task(self._server.ready.wait())
-        done, _ = await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if self._task in done:
-            ready.cancel()
-            self._task.result()  # raises the startup error
-            raise RuntimeError("matching REST server stopped during startup")
+        await self._http.start()
+        self.port = self._http.port
         log.info("matching REST API on %s", self.url)
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._server = None
-        self._task = None
+        await self._http.stop()
 
     def status(self) -> dict[str, Any]:
         return {"url": self.url, "requests": self.api.requests, "unauthorized": self.api.rejected_auth}

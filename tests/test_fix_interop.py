@@ -48,7 +48,7 @@ pytestmark = [
 
 PEER = Path(__file__).parent / "peers" / "quickfix_peer.py"
 TS = "20260101-00:00:00.000"
-WAIT = 10.0
+WAIT = 30.0  # bounded waits for a child process; generous because a loaded CI machine is slow to start QuickFIX
 
 
 def fields_of(raw: str) -> dict[int, str]:

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widgets import Label, ProgressBar, Static
 
@@ -55,13 +56,18 @@ class KillProgressScreen(ModalScreen[None]):
         self.show(model.kill_progress.get(self.scope), model.states.get(self.scope, "active"))
 
     def show(self, progress: Any, state: str) -> None:
-        bars = self.query(ProgressBar)
-        if progress is None or not bars:  # not composed yet: the next refresh tick shows it
+        if progress is None:
             return
-        bar = bars.first()
+        try:
+            bar = self.query_one(ProgressBar)
+            counts = self.query_one("#counts", Label)
+            pending_view = self.query_one("#pending", Static)
+            title = self.query_one("#title", Label)
+        except NoMatches:  # not (fully) composed yet, or already closing: the next refresh tick shows it
+            return
         bar.update(total=max(1, progress.requested), progress=progress.confirmed)
         status = "✔ done" if progress.done else "… confirming"
-        self.query_one("#counts", Label).update(
+        counts.update(
             f"{status}: {progress.confirmed}/{progress.requested} cancels confirmed"
             f" · {progress.elapsed_ms:.1f} ms · {self.scope} {state.upper()}"
         )
@@ -69,10 +75,10 @@ class KillProgressScreen(ModalScreen[None]):
         text = Text("\n".join(f"  pending {p}" for p in pending[:8]))
         if len(pending) > 8:
             text.append(f"\n  … and {len(pending) - 8} more")
-        self.query_one("#pending", Static).update(text)
+        pending_view.update(text)
         if progress.done and not self.done:
             self.done = True
-            self.query_one("#title", Label).update(f"■ KILL {self.scope} — complete")
+            title.update(f"■ KILL {self.scope} — complete")
 
     def action_close(self) -> None:
         self.dismiss(None)

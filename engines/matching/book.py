@@ -278,7 +278,11 @@ class OrderBook:
         self.orders[o[0]] = o
 
     def _take_buy(self, o: list[Any], limit: int) -> None:
-        """Match an incoming buy against the asks up to ``limit``; updates ``o`` in place."""
+        """Match an incoming buy against the asks up to ``limit``; updates ``o`` in place.
+
+        ``_take_sell`` is its mirror image, written out rather than parameterised on purpose: a
+        side flag or comparison callback in this loop costs ~10% of the book's throughput here.
+        """
         qty = start = o[3]
         owner = o[4]
         stp = self.stp

@@ -8,12 +8,11 @@ Each action takes JSON-able parameters and returns a JSON-able result; a bad req
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
-from engines.events import LogRecordEvent
+from engines.events import LogRecordEvent, jsonable
 
 if TYPE_CHECKING:
     from engines.runtime import Desk
@@ -27,18 +26,6 @@ ACTIONS = MUTATING | {"status"}
 
 class CommandError(Exception):
     """A command the desk refuses, phrased for the operator."""
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -68,7 +55,7 @@ async def execute(desk: Desk, action: str, params: dict[str, Any], *, source: st
         log.warning("operator action %s %s by %s", action, params, who)
         desk.bus.publish(LogRecordEvent(level="WARNING", source=who, message=f"{action} {params}"))
     if action == "status":
-        return _jsonable(desk.status())
+        return jsonable(desk.status())
     if action in ("kill", "rearm"):
         switch = _service(desk, "killswitch")
         scope = params.get("scope") or "desk"
@@ -82,7 +69,7 @@ async def execute(desk: Desk, action: str, params: dict[str, Any], *, source: st
                 result = await switch.rearm(scope, reason=reason, source=source, actor=actor)
         except ValueError as exc:  # a malformed scope
             raise CommandError(str(exc)) from None
-        return result.to_dict() if hasattr(result, "to_dict") else _jsonable(result)
+        return result.to_dict() if hasattr(result, "to_dict") else jsonable(result)
     if action in ("pause", "resume"):
         bots = desk.services.get("bots") or {}
         name = _text(params, "bot")

@@ -84,24 +84,29 @@ def event_type(name: str) -> type[Event]:
 # --- JSON -----------------------------------------------------------------------------------------
 
 
-def _encode(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Engine values → JSON-safe ones: enums by value, Decimal as a string, tuples and sets as lists,
+    dataclasses as dicts; anything else unknown as its ``str``. Events, status dicts and API replies
+    all go through this one function."""
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, tuple | list):
-        return [_encode(v) for v in value]
+    if isinstance(value, tuple | list | set | frozenset):
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _encode(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    return value
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return str(value)
 
 
 def to_dict(event: Event) -> dict[str, Any]:
     out: dict[str, Any] = {"event": type(event).__name__}
     for f in dataclasses.fields(event):
-        out[f.name] = _encode(getattr(event, f.name))
+        out[f.name] = jsonable(getattr(event, f.name))
     return out
 
 

@@ -29,7 +29,6 @@ Errors have one shape: ``{"error": <code>, "detail": [{"field": <name>, "message
 from __future__ import annotations
 
 import dataclasses
-import enum
 import inspect
 import json
 import logging
@@ -44,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engines.events import jsonable
 from engines.httpserver import InLoopHttpServer
 from engines.instruments import Instrument, OffGridError
 from engines.matching.apitoken import check_bearer
@@ -690,7 +690,7 @@ class RestApi:
             raw.pop("volume", None)
         if "notional" in raw:
             out["notional"] = f"{Decimal(str(raw.pop('notional'))).normalize():f}"
-        out.update(_jsonable(raw))
+        out.update(jsonable(raw))
         return out
 
     async def h_stats(self, symbol: str) -> tuple[int, Any]:
@@ -702,7 +702,7 @@ class RestApi:
 
     async def h_health(self) -> tuple[int, Any]:
         status_fn = getattr(self.engine, "status", None)
-        engine_status = _jsonable(status_fn()) if callable(status_fn) else {}
+        engine_status = jsonable(status_fn()) if callable(status_fn) else {}
         degraded = engine_status.get("state") in ("degraded", "failed", "stopped")
         body = {"status": "degraded" if degraded else "ok", "symbols": list(self.engine.symbols), "engine": engine_status}
         return (503 if degraded else 200), body
@@ -717,7 +717,7 @@ def order_view_json(inst: Instrument, view: Any) -> dict[str, Any]:
         if isinstance(step, tuple | list) and len(step) == 2:  # the engine's (status, reason)
             lifecycle.append({"status": str(step[0]), "reason": str(step[1])})
         else:
-            lifecycle.append(_jsonable(step))
+            lifecycle.append(jsonable(step))
     return OrderInfo(
         symbol=inst.symbol,
         order_id=view.order_id,
@@ -734,21 +734,6 @@ def order_view_json(inst: Instrument, view: Any) -> dict[str, Any]:
         reason=g(view, "reason", "") or "",
         lifecycle=lifecycle,
     ).model_dump(mode="json")
-
-
-def _jsonable(value: Any) -> Any:
-    """Engine dicts/dataclasses/tuples → JSON-safe values (Decimal → str, enums → value)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Decimal):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    return value
 
 
 # --- the server: uvicorn in the desk's loop -----------------------------------------------------------

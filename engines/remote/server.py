@@ -36,7 +36,7 @@ from websockets.exceptions import ConnectionClosed
 
 from engines import commands
 from engines.bus import EventQueue, QueueCutOff
-from engines.events import EngineState, EngineStatusChanged, Event, to_dict
+from engines.events import EngineState, EngineStatusChanged, Event, jsonable, to_dict
 from engines.logs import register_secret
 from engines.remote.config import RemoteConfig
 
@@ -221,7 +221,7 @@ class RemoteServer:
                     "op": "snapshot",
                     "bus_seq": self.desk.bus.seq,
                     "events": self.cache.snapshot(),
-                    "status": commands._jsonable(self.desk.status()),
+                    "status": jsonable(self.desk.status()),
                 }
             )
 

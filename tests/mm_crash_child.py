@@ -1,6 +1,7 @@
 """Child process for the market-maker crash test: a desk with simulated prices, the matching engine
 (journaled), the risk engine, one busy market maker and fast taker flow. Prints one JSON line per
-fill of the bot and runs until it is killed.
+fill of the bot once the bot's store has committed it (so once the venue's journal has it too: the
+store waits for the venue) and one per accepted order, and runs until it is killed.
 
     python -m tests.mm_crash_child DATA_DIR
 """
@@ -43,9 +44,18 @@ def config() -> DeskConfig:
 async def main(data_dir: Path) -> None:
     desk = Desk(config(), data_dir=data_dir).build(CHILD_BUILDERS)
 
+    bot = desk.services["bots"][BOT]
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def report_durable(ev: Fill) -> None:
+        await bot.store.flush()
+        print(json.dumps({"fill": ev.trade_id, "client_id": ev.client_id, "qty": ev.qty}), flush=True)
+
     def on_fill(ev: Fill) -> None:
         if ev.owner == BOT:
-            print(json.dumps({"fill": ev.trade_id, "client_id": ev.client_id, "qty": ev.qty}), flush=True)
+            task = asyncio.get_running_loop().create_task(report_durable(ev))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
 
     def on_accepted(ev: OrderAccepted) -> None:
         if ev.owner == BOT:

@@ -317,3 +317,21 @@ async def test_daily_loss_and_peak_survive_a_restart(tmp_path):
     assert bot2.pnl.daily_pnl == Decimal("-73.7000")  # same UTC day: not reset by the restart
     assert bot2.pnl.peak_net == Decimal("1.3000") and bot2.pnl.drawdown == Decimal("75.0000")
     await bot2.stop()
+
+
+async def test_an_order_whose_cancel_waits_in_the_limiter_covers_no_level():
+    rig = Rig()
+    await rig.bot.start()
+    rig.tick(65000.0)
+    await rig.bot.step()
+    await rig.bot.pump()  # 4 of 5 tokens used
+    rig.tick(65100.0)  # every quote moves: 4 cancels and 4 new orders queue behind one token
+    await rig.bot.step()
+    assert await rig.bot.pump() == 1 and rig.venue.cancels == ["mm1-1"]
+    rig.tick(65000.0)  # back: mm1-2..4 would quote well again, but their cancels are already due
+    await rig.bot.step()
+    await rig.drain()
+    assert rig.venue.cancels == ["mm1-1", "mm1-2", "mm1-3", "mm1-4"]
+    levels = sorted((o.side.value, o.level) for o in rig.bot.oms.live())
+    assert levels == [("buy", 0), ("buy", 1), ("sell", 0), ("sell", 1)]  # no level left empty
+    assert sorted(rig.venue.open) == sorted(o.client_id for o in rig.bot.oms.live())

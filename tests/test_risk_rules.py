@@ -194,7 +194,7 @@ async def test_fix_session_loss_with_open_orders_kills_its_scope(tmp_path):
 
 
 async def test_orderly_desk_shutdown_is_not_a_fix_session_loss(tmp_path):
-    desk, venue = make_desk(tmp_path, risk={"limits": {}, "rules": OFF})
+    desk, _venue = make_desk(tmp_path, risk={"limits": {}, "rules": OFF})
     await desk.start()
     breaches = _breaches(desk)
     await desk.router.submit(order(owner="fix:CLIENT1", client_id="c1"))

@@ -67,9 +67,13 @@ def _q(x: Decimal) -> str:
 
 class TradeSource(Protocol):
     """A venue's trade history (the matching engine restores it from its journal): lets a restarted
-    bot recover fills the venue recorded but the bot's own store missed in the crash."""
+    bot recover fills the venue recorded but the bot's own store missed in the crash. ``flush``
+    returns once everything the venue did so far is journaled: the bot's store waits for it before
+    committing what it learned from the venue, so the store never holds a fill the venue could lose."""
 
     def recent_trades(self, symbol: str, n: int = 100) -> list[Trade]: ...
+
+    async def flush(self) -> None: ...
 
 
 class MarketMaker:
@@ -95,7 +99,10 @@ class MarketMaker:
         self.services = services if services is not None else {}
         self.params = QuoteParams.from_config(cfg, instrument)
         self.limits = BotLimits(cfg.limits, instrument)
-        self.store = MMStore(store_path) if store_path is not None else None
+        self.store = (
+            MMStore(store_path, barrier=None if trade_source is None else trade_source.flush)
+            if store_path is not None else None
+        )
         self.autorun = autorun  # False in tests that drive step()/pump() by hand
         self.trade_source = trade_source
         self.recovered_fills = 0
@@ -430,8 +437,8 @@ class MarketMaker:
         covered: set[tuple[Side, int]] = set()
         cancels: list[ManagedOrder] = []
         for o in self.oms.live():
-            if o.state is OrderState.PENDING_CANCEL:
-                continue
+            if o.state is OrderState.PENDING_CANCEL or self.limiter.has_cancel(o.client_id):
+                continue  # on its way out (a cancel may wait in the limiter): it covers no level
             age = 0.0 if o.live_since is None else now - o.live_since
             if o.level < 0:  # adopted: it takes the first free level it already quotes well enough
                 for (side, level), t in sorted(targets.items(), key=lambda kv: kv[0][1]):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,8 +57,13 @@ class OutboxRow:
 
 
 class MMStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, barrier: Callable[[], Awaitable[None]] | None = None) -> None:
         self.path = path
+        # What the bot learned from its venue (fills, acks) is committed only after the venue's own
+        # journal holds it: after a crash the store is never ahead of the venue, and what the venue
+        # has that the store lacks the bot recovers from the venue's trade history.
+        self.barrier = barrier
+        self.barrier_failed = False
         self._db: aiosqlite.Connection | None = None
         self._queue: list[tuple[list[Op], asyncio.Future[None] | None]] = []
         self._wake = asyncio.Event()
@@ -90,12 +95,14 @@ class MMStore:
 
     # --- writes --------------------------------------------------------------------------------------
     def write(self, *ops: Op) -> None:
-        """Queue ops to be committed together, without waiting."""
+        """Queue ops to be committed together, without waiting (after the venue barrier, if any)."""
         self._queue.append((list(ops), None))
         self._wake.set()
 
     async def write_now(self, *ops: Op) -> None:
-        """Queue ops and wait until they (and everything queued before) are committed."""
+        """Queue ops and wait until they (and everything queued before) are committed. For the bot's
+        own intents, which must be on disk before they are sent: no venue barrier unless the batch
+        also carries something queued with :meth:`write`."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((list(ops), fut))
         self._wake.set()
@@ -103,6 +110,15 @@ class MMStore:
 
     async def flush(self) -> None:
         await self.write_now()
+
+    async def _wait_for_venue(self) -> None:
+        assert self.barrier is not None
+        try:
+            await self.barrier()
+        except Exception as exc:  # the venue's journal failed: keep the bot's own record regardless
+            if not self.barrier_failed:
+                log.error("mm store %s: venue journal unavailable (%s); writing without the barrier", self.path, exc)
+            self.barrier_failed = True
 
     async def _writer(self) -> None:
         assert self._db is not None
@@ -114,6 +130,8 @@ class MMStore:
             if not batch:
                 continue
             try:
+                if self.barrier is not None and any(fut is None for _, fut in batch):
+                    await self._wait_for_venue()
                 for ops, _ in batch:
                     for sql, params in ops:
                         await db.execute(sql, params)

@@ -131,6 +131,26 @@ async def test_pause_cancels_and_resume_restores(live):
     assert live.book() == before and live.bot.status()["state"] == "running"
 
 
+async def test_an_order_cancelled_part_filled_is_re_placed_for_the_remainder(live):
+    await live.price(3060.0)
+    await live.take(Side.SELL, 20, T[3050])  # 0.2 of the 0.5 buy at 3050 fills
+    live.bot.pause()
+    await live.bot.idle()
+    assert live.book() == [] and live.bot.status()["inventory"] == 0.2
+    live.bot.resume()
+    await live.bot.idle()
+    # the cell keeps its 0.2: only the remaining 0.3 is bid again at 3050; nothing is sold yet
+    assert live.book() == [("buy", T[3000], 50), ("buy", T[3025], 50), ("buy", T[3050], 30), ("sell", T[3100], 50)]
+    await live.take(Side.SELL, 30, T[3050])  # the rest fills: the cell flips with its full 0.5
+    assert live.book() == [("buy", T[3000], 50), ("buy", T[3025], 50), ("sell", T[3075], 50), ("sell", T[3100], 50)]
+    await live.take(Side.BUY, 50, T[3075])
+    (rt,) = live.trips
+    assert (rt.cell, rt.buy_price, rt.sell_price, rt.qty, rt.gross) == (2, T[3050], T[3075], 50, D("12.5"))
+    fees = maker_fee(T[3050], 20) + maker_fee(T[3050], 30) + maker_fee(T[3075], 50)
+    assert rt.fees == pytest.approx(fees) and rt.profit == pytest.approx(12.5 - fees)
+    assert live.bot.status()["inventory"] == 0.0
+
+
 async def test_kill_switch_halts_the_bot_and_rearm_restores(live):
     await live.price(3060.0)
     ks = live.desk.services["killswitch"]

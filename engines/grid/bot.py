@@ -5,9 +5,9 @@ and sells it at level ``i + 1``. When the grid is laid at price ``p0`` cells who
 above ``p0`` rest a sell at the level above, the others a buy at their level - buys below, sells
 above. A cell flips when its order is completely filled (partial fills count in inventory and fees
 at once; the opposite order waits for the rest): buy filled at ``L_i`` → sell at ``L_{i+1}``; sell
-filled at ``L_{i+1}`` → buy at ``L_i``. (An order cancelled after a partial fill - a kill, a pause -
-leaves that part in the inventory and its cell re-places the full quantity: the grid does not chase
-fractions.) A *round trip* is a cell completing both legs (buy then sell,
+filled at ``L_{i+1}`` → buy at ``L_i``. An order cancelled after a partial fill (a kill, a pause)
+leaves its cell holding that part: the cell re-places only the remainder at the same level, and it
+flips when the remainder fills, the round trip counting every part at its own price. A *round trip* is a cell completing both legs (buy then sell,
 or - when the grid laid sells without buying the base first - sell then buy); its exact gross is
 ``qty x (sell - buy)`` and its profit the gross less both fills' fees (``GridRoundTrip``).
 
@@ -70,7 +70,9 @@ class Cell:
     leg_price: int = 0  # the leg's order price (ticks)
     leg_notional: int = 0  # ticks x lots actually paid / received
     leg_fees: float = 0.0
-    fill_fees: float = 0.0  # fees of the current order's partial fills
+    fill_fees: float = 0.0  # fees of the current leg's partial fills
+    part_lots: int = 0  # filled by earlier orders of the current leg that were cancelled part-filled
+    part_notional: int = 0  # their ticks x lots
     initial: bool = False  # base bought when the grid was laid: its first sell closes no round trip
 
 
@@ -336,16 +338,20 @@ class GridBot:
         room = abs(self.position)
         out: dict[int, tuple[Side, int]] = {}
         for lv in nearest_first:
-            lots = self.cell_lots[want[lv][1]]
+            lots = self._lots_left(want[lv][1])
             if lots > room:
                 break
             room -= lots
             out[lv] = want[lv]
         return out
 
+    def _lots_left(self, cell: int) -> int:
+        """What the cell's current leg still has to trade (less when an earlier order part-filled)."""
+        return self.cell_lots[cell] - self.cells[cell].part_lots
+
     async def _submit(self, level: int, cell: int, side: Side) -> None:
         cid = f"{self.name}-{next(self._ids)}"
-        o = LevelOrder(cid, level, cell, side, self.cell_lots[cell])
+        o = LevelOrder(cid, level, cell, side, self._lots_left(cell))
         self.orders[cid] = o
         self.by_level[level] = cid
         req = OrderRequest(symbol=self.symbol, side=side, qty=o.qty, price=self.level_ticks[level],
@@ -382,8 +388,16 @@ class GridBot:
         self._wake.set()
 
     def _ev_canceled(self, ev: OrderCanceled) -> None:
-        if ev.owner == self.name and self._forget(ev.client_id) is not None:
-            self._wake.set()
+        if ev.owner != self.name:
+            return
+        o = self._forget(ev.client_id)
+        if o is None:
+            return
+        if o.filled:  # the leg keeps what this order filled; its next order trades the rest
+            cell = self.cells[o.cell]
+            cell.part_lots += o.filled
+            cell.part_notional += o.notional
+        self._wake.set()
 
     def _ev_fill(self, ev: Fill) -> None:
         if ev.owner != self.name:
@@ -406,13 +420,15 @@ class GridBot:
 
     def _flip(self, o: LevelOrder, cell: Cell) -> None:
         fees = cell.fill_fees
-        cell.fill_fees = 0.0
+        qty = o.filled + cell.part_lots
+        notional = o.notional + cell.part_notional
+        cell.fill_fees, cell.part_lots, cell.part_notional = 0.0, 0, 0
         price = self.level_ticks[o.level]
         if cell.initial:
             cell.initial = False
         elif cell.leg_side is not None and cell.leg_side is not o.side:
             buy, sell = (cell.leg_price, price) if o.side is Side.SELL else (price, cell.leg_price)
-            sold, bought = (o.notional, cell.leg_notional) if o.side is Side.SELL else (cell.leg_notional, o.notional)
+            sold, bought = (notional, cell.leg_notional) if o.side is Side.SELL else (cell.leg_notional, notional)
             gross = (sold - bought) * self.inst.tick_size * self.inst.lot_size
             all_fees = cell.leg_fees + fees
             profit = float(gross) - all_fees
@@ -420,10 +436,10 @@ class GridBot:
             self.gross += gross
             self.grid_profit += profit
             self.bus.publish(GridRoundTrip(bot=self.name, symbol=self.symbol, cell=o.cell, buy_price=buy,
-                                           sell_price=sell, qty=o.qty, gross=gross, fees=all_fees, profit=profit))
+                                           sell_price=sell, qty=qty, gross=gross, fees=all_fees, profit=profit))
             cell.leg_side = None
         else:
-            cell.leg_side, cell.leg_price, cell.leg_notional, cell.leg_fees = o.side, price, o.notional, fees
+            cell.leg_side, cell.leg_price, cell.leg_notional, cell.leg_fees = o.side, price, notional, fees
         cell.holding = "base" if o.side is Side.BUY else "cash"
 
     def _position_fill(self, side: Side, lots: int, price: Decimal) -> None:

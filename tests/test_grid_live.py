@@ -222,6 +222,33 @@ async def test_strategy_file_is_loaded(tmp_path):
     assert bot.level_ticks == [60000, 60800, 61800] and bot.cell_lots == [20, 20]
 
 
+@pytest.mark.parametrize("live", [{"kind": "volatility", "vol_window": 4, "vol_multiplier": "10"}], indirect=True)
+async def test_volatility_grid_measures_its_gap_from_the_reference_prices(live):
+    import itertools
+    import math
+    import statistics
+
+    from engines.grid.levels import volatility
+
+    prices = [3060.0, 3061.0, 3059.0, 3062.0, 3060.0]
+    for i, px in enumerate(prices[:-1]):
+        await live.price(px)
+        assert live.book() == [] and live.bot.status()["reason"] == f"measuring volatility: {i + 1}/5 prices"
+    await live.price(prices[-1])
+    sigma = statistics.stdev(math.log(b / a) for a, b in itertools.pairwise(prices))
+    step = D("10") * D(repr(sigma)) * D("3060.0")
+    assert D("24") < step < D("25")
+    levels = volatility(D("3000"), D("3100"), 5, D("0.05"), center=D("3060.0"), step=step)
+    ticks = [int(lv / D("0.05")) for lv in levels]
+    assert [str(lv) for lv in levels] == ["3002.05", "3026.55", "3051.00", "3075.50", "3100.00"]  # kept under upper
+    assert live.bot.level_ticks == ticks
+    # laid around 3060 like any grid: buys at the levels below, a sell above the price
+    below = [t for t in ticks[:-1] if t < 61200]
+    assert live.book() == sorted([("buy", t, 50) for t in below] +
+                                 [("sell", t, 50) for t in ticks[len(below) + 1:]])
+    assert live.bot.status()["state"] == "running"
+
+
 def test_config_errors_name_the_problem(tmp_path):
     from pydantic import ValidationError
 
@@ -229,7 +256,7 @@ def test_config_errors_name_the_problem(tmp_path):
 
     with pytest.raises(ValidationError, match="lower 3100 must be below upper 3000"):
         GridBotConfig(name="g", symbol=SYM, lower=D("3100"), upper=D("3000"))
-    with pytest.raises(ValidationError, match="needs vol_step"):
+    with pytest.raises(ValidationError, match=r"needs vol_step .* or vol_window >= 3"):
         GridBotConfig(name="g", symbol=SYM, lower=D("3000"), upper=D("3100"), kind="volatility")
     with pytest.raises(ValidationError, match="give lower and upper"):
         GridBotConfig(name="g", symbol=SYM)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from engines.events import PriceTick
 from engines.grid.config import GridBotConfig
 from engines.grid.events import GridBotStatus, GridMarketState, GridRoundTrip
-from engines.grid.levels import GridPlan, make_levels, quantities
+from engines.grid.levels import GridPlan, make_levels, quantities, realised_vol
 from engines.grid.market_state import MarketReading, MarketStateDetector
 from engines.grid.strategy import load_strategy
 from engines.marketdata import Trade
@@ -99,9 +100,14 @@ class GridBot:
         self.router = desk.router
         self.services = desk.services
         self.inst = desk.instruments[cfg.symbol]
-        self.plan = self._make_plan()
-        self.level_ticks = [self.inst.to_ticks(p) for p in self.plan.levels]
-        self.cell_lots = [self.inst.to_lots(q) for q in self.plan.qty]
+        # A volatility grid without a configured step measures it from the first reference prices.
+        self.measuring = cfg.strategy is None and cfg.kind == "volatility" and cfg.vol_step is None
+        self._vol_prices: deque[float] = deque(maxlen=cfg.vol_window + 1)
+        self.plan: GridPlan | None = None
+        self.level_ticks: list[int] = []
+        self.cell_lots: list[int] = []
+        if not self.measuring:
+            self._set_plan(self._make_plan())
         self.cells: list[Cell] = []
         self.orders: dict[str, LevelOrder] = {}
         self.by_level: dict[int, str] = {}
@@ -142,6 +148,28 @@ class GridBot:
         self._subs.append(self.bus.subscribe(PriceTick, self._ev_price, key=self.symbol))
 
     # --- plan -------------------------------------------------------------------------------------
+    def _set_plan(self, plan: GridPlan) -> None:
+        self.plan = plan
+        self.level_ticks = [self.inst.to_ticks(p) for p in plan.levels]
+        self.cell_lots = [self.inst.to_lots(q) for q in plan.qty]
+
+    def _measured_plan(self) -> GridPlan:
+        """The volatility grid centred on the last price, its gap measured over ``vol_window`` updates."""
+        cfg = self.cfg
+        prices = list(self._vol_prices)
+        sigma = realised_vol(prices)
+        step = cfg.vol_multiplier * Decimal(repr(sigma)) * Decimal(repr(prices[-1]))
+        tick = self.inst.tick_size
+        step = max(step, tick)  # a flat window still spaces the levels a tick apart
+        assert cfg.lower is not None and cfg.upper is not None
+        levels = make_levels("volatility", cfg.lower, cfg.upper, cfg.levels, tick,
+                             center=Decimal(repr(prices[-1])), step=step)
+        log.info("grid %s: measured volatility %.6g per update over %d prices: level gap %s",
+                 self.name, sigma, len(prices) - 1, step)
+        qty = quantities(levels, self.inst.lot_size, qty=cfg.order_qty if cfg.quote_per_level is None else None,
+                         quote_per_level=cfg.quote_per_level)
+        return GridPlan(levels, qty, cfg.stop_loss, cfg.take_profit)
+
     def _make_plan(self) -> GridPlan:
         cfg = self.cfg
         tick, lot = self.inst.tick_size, self.inst.lot_size
@@ -222,6 +250,7 @@ class GridBot:
 
     # --- laying the grid ---------------------------------------------------------------------------
     def _lay(self, price: float) -> None:
+        assert self.plan is not None
         p0 = Decimal(repr(price))
         self.cells = [Cell("base" if lv >= p0 else "cash") for lv in self.plan.levels[:-1]]
         for o in self._recover:
@@ -268,6 +297,12 @@ class GridBot:
             if self.last_price is None:
                 self.state, self.reason = "waiting", "waiting for a reference price"
                 return
+            if self.plan is None:
+                have, need = len(self._vol_prices), self.cfg.vol_window + 1
+                if have < need:
+                    self.state, self.reason = "waiting", f"measuring volatility: {have}/{need} prices"
+                    return
+                self._set_plan(self._measured_plan())
             self._lay(self.last_price)
         venue = self.router.venues.get(self.cfg.venue)
         if venue is None:
@@ -459,6 +494,8 @@ class GridBot:
             self.avg_price = Decimal(0)
 
     def _ev_price(self, ev: PriceTick) -> None:
+        if self.plan is None:
+            self._vol_prices.append(ev.price)
         self._on_price(ev.price)
         prev = self.reading.regime
         self.reading = self.detector.update(ev.price)
@@ -471,6 +508,9 @@ class GridBot:
     def _on_price(self, price: float) -> None:
         self.last_price = price
         self.blocked.clear()
+        if self.plan is None:  # still measuring volatility: nothing laid to stop out
+            self._wake.set()
+            return
         sl, tp = self.plan.stop_loss, self.plan.take_profit
         if self.laid and not self.stopped_out and (
             (sl is not None and price <= sl) or (tp is not None and price >= tp)

@@ -21,6 +21,12 @@ class GridBotConfig(Section):
     levels: int = Field(default=11, ge=2, le=1000)
     kind: Literal["arithmetic", "geometric", "fibonacci", "volatility"] = "arithmetic"
     vol_step: Decimal | None = Field(default=None, gt=0, description="volatility grids: the level gap")
+    vol_window: int = Field(
+        default=0, ge=0, description="volatility grids without vol_step: reference prices to measure over first"
+    )
+    vol_multiplier: Decimal = Field(
+        default=Decimal("1"), gt=0, description="level gap = this x realised stdev per update x price"
+    )
     order_qty: Decimal | None = Decimal("0.01")
     quote_per_level: Decimal | None = Field(default=None, gt=0, description="size cells by quote instead")
     stop_loss: Decimal | None = None
@@ -46,8 +52,11 @@ class GridBotConfig(Section):
                 raise ValueError("give lower and upper (or a strategy file)")
             if not self.lower < self.upper:
                 raise ValueError(f"lower {self.lower} must be below upper {self.upper}")
-            if self.kind == "volatility" and self.vol_step is None:
-                raise ValueError("a volatility grid needs vol_step (the level gap; see `opdesk grid optimize`)")
+            if self.kind == "volatility" and self.vol_step is None and self.vol_window < 3:
+                raise ValueError(
+                    "a volatility grid needs vol_step (the level gap; see `opdesk grid optimize`) "
+                    "or vol_window >= 3 (measure it from the reference prices before laying the grid)"
+                )
         if self.order_qty is None and self.quote_per_level is None:
             raise ValueError("give order_qty or quote_per_level")
         return self

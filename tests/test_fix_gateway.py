@@ -371,10 +371,11 @@ async def test_fix42_execution_reports(desk: Desk) -> None:
 
 async def test_unsupported_message_type_gets_business_reject(desk: Desk) -> None:
     c = await connect(desk)
-    seq = c.send(Message("H", [(37, "1"), (11, "o"), (55, "BTC-USD"), (54, "1")]))  # OrderStatusRequest
+    # An OrderCancelReject sent to the gateway (in the dictionary, not a request the gateway serves).
+    seq = c.send(Message("9", [(37, "1"), (11, "o"), (41, "p"), (39, "0"), (434, "1")]))
     rej = await c.next()
     assert rej.msg_type == "j"
-    assert body(rej) == [(45, str(seq)), (372, "H"), (380, "3"), (58, "Unsupported Message Type H")]
+    assert body(rej) == [(45, str(seq)), (372, "9"), (380, "3"), (58, "Unsupported Message Type 9")]
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,13 @@ from typing import TYPE_CHECKING, Any
 from engines.bus import Bus, Subscription
 from engines.clock import Clock, SystemClock
 from engines.fix.application import Application
-from engines.fix.errors import FieldNotFound, IncorrectTagValue, SessionNotActive, UnsupportedMessageType
+from engines.fix.errors import (
+    BusinessReject,
+    FieldNotFound,
+    IncorrectTagValue,
+    SessionNotActive,
+    UnsupportedMessageType,
+)
 from engines.fix.message import FixMessage, Message, utc_timestamp
 from engines.instruments import Instrument, OffGridError
 from engines.marketdata import Depth, Trade
@@ -342,6 +348,11 @@ class Gateway(Application):
         elif t == "V":
             self._md_request(msg, session)
             return None
+        elif t == "H":
+            # Status requests queue behind the orders before them (their reports are held the same way).
+            op = self._order_status(msg, session, self._required(msg, 11).decode("latin-1"))
+        elif t == "AF" and session.session_id.begin_string != FIX42:
+            op = self._mass_status(msg, session, self._mass_status_query(msg))
         else:
             raise UnsupportedMessageType(t)
         if op is None:
@@ -640,6 +651,161 @@ class Gateway(Application):
         m.append(102, reason)
         m.append(58, text)
         self._send(session, m)
+
+    # --- order status: OrderStatusRequest (H), OrderMassStatusRequest (AF, 4.4) --------------------------
+    def _mass_status_query(self, msg: FixMessage) -> tuple[str, str | None, Side | None]:
+        """(MassStatusReqID, symbol filter, side filter) of an AF; 7 (all orders) and 1 (one security)."""
+        req_id = self._required(msg, 584).decode("latin-1")
+        req_type = self._required(msg, 585)
+        symbol: str | None = None
+        if req_type == b"1":
+            symbol = self._required(msg, 55).decode("latin-1")
+        elif req_type != b"7":
+            raise BusinessReject(
+                0, f"MassStatusReqType {req_type.decode('latin-1')} is not supported (1 and 7 are)", req_id
+            )
+        side_b = msg.get(54)
+        side = _SIDES.get(side_b) if side_b else None
+        if side_b and side is None:
+            raise IncorrectTagValue(54)
+        return req_id, symbol, side
+
+    def _status_orders(self, owner: str, symbol: str | None, side: Side | None) -> list[GatewayOrder]:
+        """The owner's open orders — also those of earlier connections and of before a restart (the
+        matching engine keeps them under ``fix:<CompID>``), taken over like any restored order."""
+        out: list[GatewayOrder] = []
+        if self.matching is not None:
+            for o in self.matching.open_orders(owner=owner, symbol=symbol):
+                g = self.by_id.get(o.order_id) or self.orders.get((owner, o.client_id))
+                if g is None:
+                    g = self._adopt(owner, o.symbol, o.client_id, o.order_id)
+                if g is not None and (side is None or g.side is side):
+                    out.append(g)
+        else:
+            out = [
+                g for (own, _), g in self.orders.items()
+                if own == owner and g.order_id is not None and g.status.is_open
+                and (symbol is None or g.symbol == symbol) and (side is None or g.side is side)
+            ]  # fmt: skip
+        out.sort(key=lambda g: g.order_id or 0)
+        return out
+
+    async def _mass_status(
+        self, msg: FixMessage, session: Session, query: tuple[str, str | None, Side | None]
+    ) -> None:
+        req_id, symbol, side = query
+        owner = self.owner_of(session)
+        orders = self._status_orders(owner, symbol, side)
+        mass = req_id.encode("latin-1")
+        if not orders:
+            # Nothing matches: one report saying so (TotNumReports 0, last), so the client stops waiting.
+            none = GatewayOrder(
+                owner, "", symbol or "", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, None, 0,
+                status=OrderStatus.REJECTED,
+            )  # fmt: skip
+            self._send(session, self._status_report(session, none, mass=(mass, 0, True), text="no orders"))
+            return
+        n = len(orders)
+        for i, g in enumerate(orders, 1):
+            self._send(session, self._status_report(session, g, mass=(mass, n, i == n)))
+
+    async def _order_status(self, msg: FixMessage, session: Session, cl: str) -> None:
+        owner = self.owner_of(session)
+        symbol = (msg.get(55) or b"").decode("latin-1")
+        order = self.orders.get((owner, cl))
+        if order is None:
+            oid = msg.get(37)
+            if oid is not None and oid.isdigit():
+                o = self.by_id.get(int(oid))
+                if o is not None and o.owner == owner:
+                    order = o
+        if order is None and self.matching is not None and symbol:
+            view = self.matching.order(symbol, owner=owner, client_id=cl)
+            if view is not None and view.status.is_open:
+                order = self._adopt(owner, symbol, cl, view.order_id)
+            elif view is not None:  # closed: reported as the engine remembers it, not taken over
+                order = GatewayOrder(
+                    owner, view.client_id, symbol, view.side, view.type, view.tif, view.price, view.qty,
+                    order_id=view.order_id, cum=view.filled_qty, status=view.status,
+                )  # fmt: skip
+                order.notional = (view.price or 0) * view.filled_qty
+        req_id = msg.get(790)
+        if order is None:
+            side = _SIDES.get(msg.get(54) or b"", Side.BUY)
+            unknown = GatewayOrder(
+                owner,
+                cl,
+                symbol,
+                side,
+                OrderType.LIMIT,
+                TimeInForce.GTC,
+                None,
+                0,
+                status=OrderStatus.REJECTED,
+            )
+            self._send(
+                session, self._status_report(session, unknown, req_id=req_id, rej="5", text="unknown order")
+            )
+            return
+        self._send(session, self._status_report(session, order, req_id=req_id))
+
+    def _status_report(
+        self,
+        session: Session,
+        order: GatewayOrder,
+        *,
+        mass: tuple[bytes, int, bool] | None = None,
+        req_id: bytes | None = None,
+        rej: str = "",
+        text: str = "",
+    ) -> Message:
+        """An order-status ExecutionReport: 4.4 ExecType I; 4.2 ExecTransType 3 (Status) with ExecType
+        equal to OrdStatus. ExecID is 0, as the spec has it for status reports. A report that stands for
+        no order (unknown ClOrdID, or an AF that matched nothing) has OrdStatus 8, no OrderID (NONE)
+        and, for the AF, Side 7 (undisclosed): it describes no order."""
+        v42 = session.session_id.begin_string == FIX42
+        inst = self.instruments.get(order.symbol)
+        fmt = (
+            self._formats_for(order.symbol)
+            if inst is not None
+            else _Formats(Instrument(order.symbol or "NONE", Decimal(1), Decimal(1)))
+        )
+        status = _STATUS_CODE[order.status]
+        parts = [b"37=%s\x01" % (b"NONE" if order.order_id is None else b"%d" % order.order_id)]
+        if order.cl_ord_id:
+            parts.append(b"11=%s\x01" % order.cl_ord_id.encode("latin-1"))
+        if req_id:
+            parts.append(b"790=%s\x01" % req_id)
+        if mass is not None:
+            parts.append(b"584=%s\x01911=%d\x01" % (mass[0], mass[1]))
+            if mass[2]:
+                parts.append(b"912=Y\x01")
+        parts.append(
+            b"17=0\x01%s150=%s\x0139=%s\x01"
+            % (b"20=3\x01" if v42 else b"", status.encode() if v42 else b"I", status.encode())
+        )
+        if rej:
+            parts.append(b"103=%s\x01" % rej.encode())
+        if order.account:
+            parts.append(b"1=%s\x01" % order.account.encode("latin-1"))
+        parts.append(b"55=%s\x01" % (order.symbol or "NONE").encode("latin-1"))
+        no_order = mass is not None and mass[1] == 0
+        parts.append(b"54=%s\x01" % (b"7" if no_order else _SIDE_BYTES[order.side]))
+        if order.qty:
+            parts.append(
+                b"38=%s\x0140=%s\x01%s59=%s\x01"
+                % (fmt.qty(order.qty), b"1" if order.ord_type is OrderType.MARKET else b"2",
+                   b"44=%s\x01" % fmt.price(order.price) if order.price is not None else b"",
+                   _TIF_BYTES[order.tif])
+            )  # fmt: skip
+        parts.append(
+            b"151=%s\x0114=%s\x016=%s\x0160=%s\x01"
+            % (fmt.qty(order.leaves), fmt.qty(order.cum), fmt.avg(order.notional, order.cum),
+               utc_timestamp(self.clock.time_ns()))
+        )  # fmt: skip
+        if text:
+            parts.append(b"58=%s\x01" % text.encode("latin-1", "replace"))
+        return Prebuilt("8", b"".join(parts))
 
     # --- execution reports --------------------------------------------------------------------------
     def _formats_for(self, symbol: str) -> _Formats:

@@ -34,6 +34,7 @@ from engines.fix.initiator import Initiator
 from engines.fix.session import Session, SessionID, SessionSettings
 from engines.fix.store import MemoryStore, MessageStore, ResetPolicy, SqliteStore
 from engines.fix.venue import FixVenue
+from engines.fix.venue_store import VenueOrderStore
 
 if TYPE_CHECKING:
     from engines.runtime import Desk, Engine
@@ -131,9 +132,11 @@ class FixService:
                 continue
             app: Application
             if sc.venue:
+                vname = sc.venue_name or sc.name
                 venue = FixVenue(
-                    sc.venue_name or sc.name, bus=desk.bus, instruments=desk.instruments, clock=desk.clock,
-                    account=sc.account,
+                    vname, bus=desk.bus, instruments=desk.instruments, clock=desk.clock, account=sc.account,
+                    # ClOrdID -> owner, durable: a restarted desk attributes the counterparty's reports
+                    store=VenueOrderStore(self.dir / f"venue-{vname}.sqlite") if cfg.store == "sqlite" else None,
                 )  # fmt: skip
                 self.venues[venue.name] = venue
                 desk.router.add_venue(venue)
@@ -182,6 +185,8 @@ class FixService:
 
     async def start(self) -> None:
         await self.store.open()
+        for venue in self.venues.values():
+            venue.restore()
         if self.acceptor is not None:
             await self.acceptor.start()
         for initiator in self.initiators.values():
@@ -207,6 +212,8 @@ class FixService:
             with contextlib.suppress(Exception):
                 await self.acceptor.stop("desk stopping")
         self.gateway.close()
+        for venue in self.venues.values():
+            venue.close()
         await self.store.close()
 
     def session(self, name: str) -> Session:

@@ -10,7 +10,22 @@ risk engine, the bots and the console see a FIX venue exactly like the in-proces
 The desk's ``client_id`` is the ClOrdID (11); a cancel gets its own ClOrdID ``<client_id>.c<n>``. The
 counterparty's OrderID (37) becomes the desk's integer ``order_id`` (itself when numeric, else a local
 number). ``cancel`` waits for the counterparty's answer (``cancel_timeout``) so the kill switch knows
-what was confirmed. ``open_orders`` comes from the venue's own tracking of what it sent and heard.
+what was confirmed.
+
+``open_orders`` asks the counterparty (the truth after a restart, a disconnect, or reports a
+counterparty dropped while we were away): on FIX 4.4 one OrderMassStatusRequest (35=AF, 585=7 all
+orders or 585=1 with the symbol), answered by ExecutionReports 150=I carrying 584 and 911/912; on FIX
+4.2 (no AF), or when the counterparty refuses AF (BusinessMessageReject), one OrderStatusRequest (35=H)
+per ClOrdID the venue knows. Without a logged-on session, or without a complete answer within
+``status_timeout``, it raises :class:`OrderStatusUnavailable` — the open orders are *unknown*, and a
+caller must not close orders it cannot verify.
+
+Owners: a counterparty knows ClOrdIDs, not the desk's bots. The venue's order map (ClOrdID → owner,
+symbol, side) is kept in SQLite (:class:`~engines.fix.venue_store.VenueOrderStore`) and committed before
+the message that uses a ClOrdID leaves, so every order the counterparty reports — after a restart, even
+a SIGKILL — is attributed to the bot that sent it. Reported orders the map does not hold (sent by
+someone else on the same session) get ``owner=""``: a desk-wide query (the kill switch's) sees and
+cancels them, no bot adopts them.
 """
 
 from __future__ import annotations
@@ -18,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import sqlite3
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -29,6 +45,7 @@ from engines.fix.application import Application
 from engines.fix.errors import SessionNotActive
 from engines.fix.events import SessionState
 from engines.fix.message import FixMessage, Message, utc_timestamp
+from engines.fix.venue_store import StoredOrder, VenueOrderStore
 from engines.instruments import Instrument
 from engines.orders import (
     CancelRejected,
@@ -52,8 +69,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SIDE_CODE = {Side.BUY: "1", Side.SELL: "2"}
+_SIDES = {"1": Side.BUY, "2": Side.SELL}
 _TIF_CODE = {TimeInForce.GTC: "1", TimeInForce.IOC: "3", TimeInForce.FOK: "4"}
 _FILL_TYPES = frozenset({"F", "1", "2"})
+# OrdStatus (39) of an order no longer working at the counterparty (4.2's 5 = replaced, 3 = done for day).
+_CLOSED_STATUS = {
+    "2": OrderStatus.FILLED, "4": OrderStatus.CANCELED, "8": OrderStatus.REJECTED, "C": OrderStatus.EXPIRED,
+    "3": OrderStatus.EXPIRED, "5": OrderStatus.CANCELED,
+}  # fmt: skip
+
+
+class OrderStatusUnavailable(ConnectionError):
+    """The counterparty's open orders cannot be known now (session down, or no complete answer in time)."""
+
+
+class _MassStatusRefused(Exception):
+    """The counterparty answered AF with a BusinessMessageReject: it does not support it."""
+
+
+@dataclass(slots=True)
+class _MassStatus:
+    fut: asyncio.Future[list[OpenOrder]]
+    symbol: str | None
+    reports: list[OpenOrder]
+    seen: int = 0
 
 
 @dataclass(slots=True)
@@ -67,6 +106,7 @@ class _VenueOrder:
     cum: int = 0
     status: OrderStatus = OrderStatus.PENDING_NEW
     pending_replace: tuple[str, int | None, int] | None = None  # (new ClOrdID, price, new leaves)
+    sent: int = 0  # the venue's send counter when it went out (0: restored from the store, unverified)
 
     @property
     def leaves(self) -> int:
@@ -86,6 +126,8 @@ class FixVenue(Application):
         clock: Clock | None = None,
         cancel_timeout: float = 5.0,
         account: str = "",
+        store: VenueOrderStore | None = None,
+        status_timeout: float = 5.0,
     ) -> None:
         self.name = name
         self.bus = bus
@@ -103,7 +145,52 @@ class FixVenue(Application):
         self._cancel_waiters: dict[str, asyncio.Future[CancelResult]] = {}
         self._exec_seen: set[str] = set()
         self._exec_order: deque[str] = deque()
-        self.counts = {"sent": 0, "reports": 0, "fills": 0, "rejects": 0, "duplicates": 0}
+        self.store = store
+        self.status_timeout = status_timeout
+        self._sends = 0  # messages that can create or change an order, counted (see _VenueOrder.sent)
+        self._status_seq = itertools.count(1)
+        self._mass: dict[str, _MassStatus] = {}  # MassStatusReqID -> request in progress
+        self._h_waiters: dict[str, list[asyncio.Future[OpenOrder | None]]] = {}  # ClOrdID -> H answers due
+        self.mass_status = True  # False once the counterparty refused AF: H per order from then on
+        self.counts = {
+            "sent": 0, "reports": 0, "fills": 0, "rejects": 0, "duplicates": 0, "status_reports": 0,
+            "status_requests": 0, "restored": 0, "adopted": 0, "vanished": 0,
+        }  # fmt: skip
+
+    # --- persistence --------------------------------------------------------------------------------
+    def restore(self) -> int:
+        """Open the store and load the orders it holds open (their state unverified until the
+        counterparty reports on them). Returns how many."""
+        if self.store is None:
+            return 0
+        n = 0
+        for row in self.store.open(self.clock.time_ns()):
+            if row.cl_ord_id in self._orders or row.symbol not in self.instruments:
+                continue
+            side = Side(row.side)
+            req = OrderRequest(
+                symbol=row.symbol, side=side, qty=row.qty, price=row.price, client_id=row.cl_ord_id,
+                owner=row.owner, venue=self.name,
+            )  # fmt: skip
+            vo = _VenueOrder(req, row.cl_ord_id, row.price, row.qty, status=OrderStatus.NEW)
+            self._orders[row.cl_ord_id] = vo
+            self._by_owner_client[(row.owner, row.cl_ord_id)] = vo
+            n += 1
+        self.counts["restored"] = n
+        return n
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    def _persist(self, vo: _VenueOrder, cl_ord_id: str) -> None:
+        """ClOrdID -> owner on disk before the message carrying it leaves."""
+        if self.store is not None:
+            req = vo.req
+            self.store.opened(
+                StoredOrder(cl_ord_id, req.owner, req.symbol, req.side.value, vo.price, vo.qty),
+                self.clock.time_ns(),
+            )
 
     # --- Application --------------------------------------------------------------------------------
     def on_create(self, session: Session) -> None:
@@ -112,10 +199,26 @@ class FixVenue(Application):
     def from_app(self, msg: FixMessage, session: Session) -> None:
         t = msg.msg_type
         if t == "8":
-            self._execution_report(msg)
+            if msg.get(150) == b"I" or msg.get(20) == b"3":
+                self._status_report(msg)
+            else:
+                self._execution_report(msg)
         elif t == "9":
             self._cancel_reject(msg)
+        elif t == "j":
+            self._business_reject(msg)
         # Market data and anything else the counterparty sends are not the venue's business.
+
+    def on_logout(self, session: Session) -> None:
+        # Answers still due will not come on this connection: the callers learn it now, not at timeout.
+        exc = OrderStatusUnavailable(f"FIX venue {self.name}: session logged out before the status answer")
+        for ms in self._mass.values():
+            if not ms.fut.done():
+                ms.fut.set_exception(exc)
+        for futs in self._h_waiters.values():
+            for f in futs:
+                if not f.done():
+                    f.set_exception(exc)
 
     # --- Venue --------------------------------------------------------------------------------------
     @property
@@ -162,8 +265,16 @@ class FixVenue(Application):
             m.append(40, "2")
             m.append(44, inst.fmt_price(order.price))
         m.append(59, _TIF_CODE[order.tif])
+        try:
+            self._persist(vo, client_id)
+        except Exception as exc:  # an order whose owner could be lost in a restart is not sent
+            log.exception("fix venue %s: order store write failed", self.name)
+            self._reject(order, client_id, f"FIX venue {self.name}: order store write failed: {exc}")
+            return
         self._orders[client_id] = vo
         self._by_owner_client[(order.owner, client_id)] = vo
+        self._sends += 1
+        vo.sent = self._sends
         try:
             self._send(m)
         except SessionNotActive as exc:
@@ -229,8 +340,11 @@ class FixVenue(Application):
         vo.pending_replace = (new_client_id, new_price, qty)
         self._orders[new_client_id] = vo
         try:
+            self._persist(vo, new_client_id)
+            self._sends += 1
+            vo.sent = self._sends
             self._send(m)
-        except SessionNotActive:
+        except (SessionNotActive, sqlite3.Error):
             vo.pending_replace = None
             self._orders.pop(new_client_id, None)
             self.bus.publish(
@@ -241,26 +355,128 @@ class FixVenue(Application):
             )  # fmt: skip
 
     async def open_orders(self, owner: str | None = None, symbol: str | None = None) -> list[OpenOrder]:
+        """The open orders as the counterparty reports them now (see the module doc); raises
+        :class:`OrderStatusUnavailable` when that cannot be known."""
+        reports = await self.order_status(symbol)
+        return [o for o in reports if owner is None or o.owner == owner]
+
+    def known_orders(self, owner: str | None = None, symbol: str | None = None) -> list[OpenOrder]:
+        """What this process believes is open (sent and heard, or restored unverified): no round trip."""
         out = []
         for (o, _), vo in self._by_owner_client.items():
             if not vo.status.is_open or (owner is not None and o != owner):
                 continue
             if symbol is not None and vo.req.symbol != symbol:
                 continue
-            out.append(
-                OpenOrder(
-                    self.name,
-                    vo.req.symbol,
-                    vo.order_id,
-                    vo.client_id,
-                    o,
-                    vo.req.side,
-                    vo.price,
-                    vo.leaves,
-                    vo.cum,
-                )
-            )
+            out.append(self._open_order(vo))
         return out
+
+    def _open_order(self, vo: _VenueOrder) -> OpenOrder:
+        req = vo.req
+        return OpenOrder(
+            self.name, req.symbol, vo.order_id, vo.client_id, req.owner, req.side, vo.price, vo.leaves, vo.cum
+        )
+
+    async def order_status(self, symbol: str | None = None) -> list[OpenOrder]:
+        """Ask the counterparty for every open order of this session (of ``symbol``)."""
+        session = self.session
+        if session is None or not self.connected:
+            raise OrderStatusUnavailable(f"FIX venue {self.name}: session not logged on, open orders unknown")
+        self.counts["status_requests"] += 1
+        if self.mass_status and session.session_id.begin_string != "FIX.4.2":
+            try:
+                return await self._mass_status_request(symbol)
+            except _MassStatusRefused:
+                log.warning("fix venue %s: counterparty refused AF; asking per order (H)", self.name)
+        return await self._status_by_order(symbol)
+
+    async def _mass_status_request(self, symbol: str | None) -> list[OpenOrder]:
+        req_id = f"{self.name}-ms{next(self._status_seq)}-{self.clock.time_ns() // 1_000_000}"
+        mark = self._sends
+        m = Message("AF", [(584, req_id), (585, "7" if symbol is None else "1")])
+        if self.account:
+            m.append(1, self.account)
+        if symbol is not None:
+            m.append(55, symbol)
+        ms = _MassStatus(asyncio.get_running_loop().create_future(), symbol, [])
+        self._mass[req_id] = ms
+        try:
+            self._send(m)
+            reports = await asyncio.wait_for(ms.fut, self.status_timeout)
+        except SessionNotActive:
+            raise OrderStatusUnavailable(f"FIX venue {self.name}: session not logged on") from None
+        except TimeoutError:
+            raise OrderStatusUnavailable(
+                f"FIX venue {self.name}: no complete mass status answer in {self.status_timeout:g}s "
+                f"({ms.seen} report(s) received)"
+            ) from None
+        finally:
+            self._mass.pop(req_id, None)
+        self._vanished(symbol, mark, {o.client_id for o in reports})
+        return reports
+
+    async def _status_by_order(self, symbol: str | None) -> list[OpenOrder]:
+        mark = self._sends
+        asked = [
+            vo for vo in {id(v): v for v in self._by_owner_client.values()}.values()
+            if vo.status.is_open and vo.sent <= mark and (symbol is None or vo.req.symbol == symbol)
+        ]  # fmt: skip
+        loop = asyncio.get_running_loop()
+        futs: list[asyncio.Future[OpenOrder | None]] = []
+        for vo in asked:
+            fut: asyncio.Future[OpenOrder | None] = loop.create_future()
+            self._h_waiters.setdefault(vo.client_id, []).append(fut)
+            futs.append(fut)
+            m = Message("H", [(11, vo.client_id)])
+            if vo.remote_id:
+                m.fields.insert(0, (37, vo.remote_id.encode("latin-1")))
+            if self.account:
+                m.append(1, self.account)
+            m.append(55, vo.req.symbol)
+            m.append(54, _SIDE_CODE[vo.req.side])
+            try:
+                self._send(m)
+            except SessionNotActive:
+                self._drop_h_waiters(asked, futs)
+                raise OrderStatusUnavailable(f"FIX venue {self.name}: session not logged on") from None
+        try:
+            answers = await asyncio.wait_for(asyncio.gather(*futs), self.status_timeout) if futs else []
+        except TimeoutError:
+            raise OrderStatusUnavailable(
+                f"FIX venue {self.name}: no status answer for every order in {self.status_timeout:g}s"
+            ) from None
+        finally:
+            self._drop_h_waiters(asked, futs)
+        return [a for a in answers if a is not None]
+
+    def _drop_h_waiters(self, asked: list[_VenueOrder], futs: list[asyncio.Future[OpenOrder | None]]) -> None:
+        mine = set(map(id, futs))
+        for vo in asked:
+            left = [f for f in self._h_waiters.get(vo.client_id, ()) if id(f) not in mine]
+            if left:
+                self._h_waiters[vo.client_id] = left
+            else:
+                self._h_waiters.pop(vo.client_id, None)
+        for f in futs:
+            if not f.done():
+                f.cancel()
+
+    def _vanished(self, symbol: str | None, mark: int, reported: set[str]) -> None:
+        """A complete answer is the truth: what we hold open (sent before the request) and the
+        counterparty did not report is no longer working there (filled or canceled while the reports
+        were not reaching us). Forgotten here; the owner closes its own record on reconciling."""
+        gone = [
+            vo for vo in {id(v): v for v in self._by_owner_client.values()}.values()
+            if vo.status.is_open and vo.sent <= mark and vo.client_id not in reported
+            and (symbol is None or vo.req.symbol == symbol)
+        ]  # fmt: skip
+        for vo in gone:
+            log.info(
+                "fix venue %s: %s (%s) not open at the counterparty", self.name, vo.client_id, vo.req.owner
+            )
+            vo.status = OrderStatus.CANCELED if vo.cum < vo.qty else OrderStatus.FILLED
+            self._forget(vo)
+        self.counts["vanished"] += len(gone)
 
     async def cancel_all(self, owner: str | None = None, symbol: str | None = None) -> list[CancelResult]:
         orders = await self.open_orders(owner, symbol)
@@ -279,6 +495,11 @@ class FixVenue(Application):
     def _forget(self, vo: _VenueOrder) -> None:
         self._orders.pop(vo.client_id, None)
         self._by_owner_client.pop((vo.req.owner, vo.client_id), None)
+        if self.store is not None:
+            try:
+                self.store.closed([vo.client_id], self.clock.time_ns())
+            except Exception:  # costs one extra status query after a restart, nothing more
+                log.exception("fix venue %s: order store update failed", self.name)
 
     def _order_id(self, remote: str) -> int:
         oid = self._remote_ids.get(remote)
@@ -392,6 +613,11 @@ class FixVenue(Application):
             vo.qty = vo.cum + leaves
             self._orders[new_cl] = vo
             self._by_owner_client[(req.owner, new_cl)] = vo
+            if self.store is not None and old != new_cl:
+                try:
+                    self.store.closed([old], self.clock.time_ns())
+                except Exception:
+                    log.exception("fix venue %s: order store update failed", self.name)
             self.bus.publish(
                 OrderReplaced(
                     symbol=req.symbol, order_id=vo.order_id, client_id=new_cl, orig_client_id=old, owner=req.owner,
@@ -402,6 +628,96 @@ class FixVenue(Application):
             vo.status = OrderStatus.REJECTED
             self._forget(vo)
             self._reject(req, vo.client_id, text or f"rejected by {self.name}")
+
+    def _status_report(self, msg: FixMessage) -> None:
+        """An order-status ExecutionReport (4.4 150=I; 4.2 20=3), answering our AF or H."""
+        self.counts["status_reports"] += 1
+        req_id = msg.get_str(584, "") or ""
+        ms = self._mass.get(req_id) if req_id else None
+        total_raw = msg.get(911)
+        if ms is not None and total_raw == b"0":
+            if not ms.fut.done():
+                ms.fut.set_result(ms.reports)
+            return
+        cl = msg.get_str(11, "") or ""
+        oo = self._absorb_status(msg, cl)
+        if ms is not None:
+            ms.seen += 1
+            if oo is not None:
+                ms.reports.append(oo)
+            total = int(total_raw) if total_raw and total_raw.isdigit() else None
+            if not ms.fut.done() and (msg.get(912) == b"Y" or (total is not None and ms.seen >= total)):
+                ms.fut.set_result(ms.reports)
+            return
+        for fut in self._h_waiters.pop(cl, ()):
+            if not fut.done():
+                fut.set_result(oo)
+
+    def _absorb_status(self, msg: FixMessage, cl: str) -> OpenOrder | None:
+        """Bring our view of one order up to the counterparty's report; the order if it is open there.
+        An open order we do not hold is taken over (its owner from the store, else unattributed)."""
+        symbol = msg.get_str(55, "") or ""
+        inst = self.instruments.get(symbol)
+        ord_status = msg.get_str(39, "") or ""
+        vo = self._orders.get(cl) if cl else None
+        if inst is None or not cl:
+            return None
+        closed = _CLOSED_STATUS.get(ord_status)
+        leaves = self._lots(inst, msg.get(151))
+        cum = self._lots(inst, msg.get(14))
+        if closed is not None or leaves <= 0:
+            if vo is not None and vo.status.is_open and vo.client_id == cl and vo.pending_replace is None:
+                vo.status = closed or OrderStatus.FILLED
+                vo.cum = max(vo.cum, cum)
+                self._forget(vo)
+            return None
+        price = self._ticks(inst, msg.get(44))
+        remote = msg.get_str(37, "") or ""
+        if vo is None:
+            side = _SIDES.get(msg.get_str(54, "") or "")
+            if side is None:
+                return None
+            req = OrderRequest(
+                symbol=symbol,
+                side=side,
+                qty=cum + leaves,
+                price=price,
+                client_id=cl,
+                owner="",
+                venue=self.name,
+            )
+            vo = _VenueOrder(req, cl, price, cum + leaves, status=OrderStatus.NEW)
+            try:
+                self._persist(vo, cl)
+            except Exception:
+                log.exception("fix venue %s: order store write failed", self.name)
+            self._orders[cl] = vo
+            self._by_owner_client[("", cl)] = vo
+            self.counts["adopted"] += 1
+            log.warning(
+                "fix venue %s: open order %s reported by the counterparty, not sent by this desk",
+                self.name,
+                cl,
+            )
+        if remote and remote != "NONE":
+            vo.remote_id = remote
+            vo.order_id = self._order_id(remote)
+        vo.cum = cum
+        vo.qty = cum + leaves
+        if price is not None:
+            vo.price = price
+        vo.status = OrderStatus.NEW if cum == 0 else OrderStatus.PARTIALLY_FILLED
+        return self._open_order(vo)
+
+    def _business_reject(self, msg: FixMessage) -> None:
+        if msg.get(372) != b"AF":
+            return
+        self.mass_status = False
+        exc = _MassStatusRefused(msg.get_str(58, "") or "AF refused")
+        ref = msg.get_str(379, "") or ""
+        for rid, ms in self._mass.items():
+            if (not ref or ref == rid) and not ms.fut.done():
+                ms.fut.set_exception(exc)
 
     def _cancel_reject(self, msg: FixMessage) -> None:
         cl = msg.get_str(11, "") or ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Label, Sparkline
@@ -27,6 +28,17 @@ COLUMNS = [
     ("ret", "return", 9),
     ("limits", "limit", 9),
     ("orders", "ord", 3),
+]
+#: Below this panel width the full set would scroll sideways: the bot's net P&L (realised + unrealised - fees)
+#: stands in for its three parts, and the open-order count is left to the bot detail screen.
+COMPACT_BELOW = 100
+COMPACT_COLUMNS = [
+    ("bot", "bot", 14),
+    ("state", "state", 11),
+    ("position", "position", 8),
+    ("net", "net P&L", 10),
+    ("ret", "return", 9),
+    ("limits", "limit", 9),
 ]
 
 #: Short names for the limits column (the bot detail screen shows them all in full).
@@ -87,6 +99,14 @@ class BotsPanel(Panel):
     def table(self) -> DiffTable:
         return self.query_one(DiffTable)
 
+    def on_resize(self, event: events.Resize) -> None:
+        columns = COMPACT_COLUMNS if event.size.width < COMPACT_BELOW else COLUMNS
+        if self.table.set_columns(columns):
+            model = getattr(self.app, "model", None)
+            if model is not None:
+                model.dirty.add(self.key)
+                self.refresh_from(model)
+
     def on_data_table_row_selected(self, event: DiffTable.RowSelected) -> None:
         event.stop()
         self.app.action_bot_detail()  # type: ignore[attr-defined]
@@ -102,6 +122,7 @@ class BotsPanel(Panel):
 
     def refresh_from(self, model: DeskModel) -> None:
         app = self.app
+        keys = self.table.column_keys
         rows = {}
         for name, ev in sorted(model.bots.items()):
             state = str(getattr(ev, "state", "?"))
@@ -117,17 +138,20 @@ class BotsPanel(Panel):
                 state = state[:10] + "…"
             ret = float(getattr(ev, "return_pct", 0.0))
             position = float(getattr(ev, "position", 0.0))
-            rows[name] = (
-                f"{name} {getattr(ev, 'symbol', '')}",
-                state,
-                Text(signed(position, 4)[:8], justify="right"),
-                pnl_cell(app, realised, money(realised)),
-                pnl_cell(app, unrealised, money(unrealised)),
-                Text(f"{fees:,.2f}", justify="right"),
-                pnl_cell(app, ret, pct(ret)),
-                limits_text(ev),
-                str(getattr(ev, "open_orders", "")),
-            )
+            net = float(getattr(ev, "net_pnl", realised + unrealised - fees))
+            cells = {
+                "bot": f"{name} {getattr(ev, 'symbol', '')}",
+                "state": state,
+                "position": Text(signed(position, 4)[:8], justify="right"),
+                "realised": pnl_cell(app, realised, money(realised)),
+                "unrealised": pnl_cell(app, unrealised, money(unrealised)),
+                "net": pnl_cell(app, net, money(net)),
+                "fees": Text(f"{fees:,.2f}", justify="right"),
+                "ret": pnl_cell(app, ret, pct(ret)),
+                "limits": limits_text(ev),
+                "orders": str(getattr(ev, "open_orders", "")),
+            }
+            rows[name] = tuple(cells[k] for k in keys)
         self.table.sync(rows)
         selected = self.selected or next(iter(sorted(model.bots)), None)
         spark = self.query_one(Sparkline)

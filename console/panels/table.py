@@ -21,12 +21,33 @@ class DiffTable(DataTable[Any]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self._column_spec = list(columns)
         self._cells: dict[str, tuple[Any, ...]] = {}
+        self._reselect: str | None = None  # the row to select again after a column switch
         self.updates = 0
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         for spec in self._column_spec:
             key, label = spec[0], spec[1]
             self.add_column(label, key=key, width=spec[2] if len(spec) > 2 else None)  # type: ignore[misc]
+
+    @property
+    def column_keys(self) -> list[str]:
+        return [spec[0] for spec in self._column_spec]
+
+    def set_columns(self, columns: Sequence[tuple[str, str] | tuple[str, str, int]]) -> bool:
+        """Switch to another column set (e.g. a compact one for a narrow terminal). Rows are dropped:
+        the next :meth:`sync` adds them back. Returns whether anything changed."""
+        if list(columns) == self._column_spec:
+            return False
+        selected = self.selected_key
+        self._column_spec = list(columns)
+        self.clear(columns=True)
+        self._cells.clear()
+        self._add_columns()
+        self._reselect = selected
+        return True
 
     def sync(self, rows: Mapping[str, Sequence[Any]]) -> None:
         keys = [spec[0] for spec in self._column_spec]
@@ -45,6 +66,10 @@ class DiffTable(DataTable[Any]):
         for gone in [k for k in self._cells if k not in rows]:
             self.remove_row(gone)
             del self._cells[gone]
+        if self._reselect is not None:
+            if self._reselect in self._cells:
+                self.move_cursor(row=self.get_row_index(self._reselect))
+            self._reselect = None
 
     @property
     def selected_key(self) -> str | None:

@@ -267,3 +267,22 @@ async def test_live_refresh_timer_updates_panels(tmp_path: Any) -> None:
         assert app.main.query_one("#bots-table", DataTable).row_count == 2
         assert app.ticks > 0
         assert not app.model.dirty & {"bots", "book", "fix"}
+
+
+async def test_bots_table_switches_to_compact_columns_when_narrow_and_back(tmp_path: Any) -> None:
+    async with console(tmp_path) as (app, _desk, pilot):
+        await pilot.press("2")  # the bots panel alone: full width
+        await settle(app, pilot)
+        table = app.main.query_one("#bots-table", DataTable)
+        full = ["bot", "state", "position", "realised", "unrealised", "fees", "ret", "limits", "orders"]
+        assert [c.value for c in table.columns] == full
+        await pilot.press("down")  # select the second bot
+        assert table.selected_key == "mm-eth"
+        await pilot.resize_terminal(80, 24)
+        await settle(app, pilot)
+        assert [c.value for c in table.columns] == ["bot", "state", "position", "net", "ret", "limits"]
+        assert table.row_count == 2 and table.selected_key == "mm-eth"
+        assert table.virtual_size.width <= table.size.width  # nothing scrolls sideways
+        await pilot.resize_terminal(*SIZE)
+        await settle(app, pilot)
+        assert [c.value for c in table.columns] == full and table.row_count == 2

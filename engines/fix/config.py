@@ -50,6 +50,12 @@ class FixSessionConfig(Section):
     venue: bool = True
     venue_name: str | None = None
     account: str = ""  # Account (1) on the orders the venue sends
+    # The desk's own loopback pair only (an initiator with port = 0 and its acceptor counterpart): the
+    # orders on it already passed the desk's risk gate as their bot's own orders, so the gateway's side
+    # (owner fix:<SenderCompID>) is not gated or counted again. None: yes for the loopback pair; false
+    # on either side of the pair gates twice. True anywhere else is an error: external FIX clients are
+    # always gated.
+    gated_upstream: bool | None = None
 
 
 class FixConfig(Section):
@@ -78,4 +84,36 @@ class FixConfig(Section):
                     f"{s.target_comp_id} is configured twice"
                 )
             ids.add(key)
+        loopback = {
+            (s.begin_string, s.target_comp_id, s.sender_comp_id)
+            for s in self.sessions
+            if s.role == "initiator" and s.port == 0
+        }
+        for i, s in enumerate(self.sessions):
+            if not s.gated_upstream:
+                continue
+            if s.role == "initiator" and s.port != 0:
+                raise ValueError(
+                    f"fix.sessions[{i}].gated_upstream: only the desk's own loopback (port = 0) is gated "
+                    "upstream; a remote venue's risk is its own"
+                )
+            if s.role == "acceptor" and (s.begin_string, s.sender_comp_id, s.target_comp_id) not in loopback:
+                raise ValueError(
+                    f"fix.sessions[{i}].gated_upstream: {s.target_comp_id} is not the desk's own loopback "
+                    "initiator; external FIX clients are always gated"
+                )
         return self
+
+    def upstream_gated_owners(self) -> set[str]:
+        """Gateway owners (``fix:<CompID>``) of loopback sessions whose orders the desk gated upstream."""
+        acceptors = {(s.begin_string, s.sender_comp_id, s.target_comp_id): s for s in self.sessions
+                     if s.role == "acceptor"}  # fmt: skip
+        out = set()
+        for s in self.sessions:
+            if s.role != "initiator" or s.port != 0 or s.gated_upstream is False:
+                continue
+            counterpart = acceptors.get((s.begin_string, s.target_comp_id, s.sender_comp_id))
+            if counterpart is not None and counterpart.gated_upstream is False:
+                continue
+            out.add(f"fix:{s.sender_comp_id}")
+        return out

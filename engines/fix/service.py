@@ -110,6 +110,11 @@ class FixService:
             clock=desk.clock,
             depth_levels=desk.config.matching.depth_levels,
         )
+        # The desk's own loopback clients: their orders passed the gate upstream, as their bots' orders.
+        risk = desk.services.get("risk")
+        if risk is not None and cfg.acceptor.enabled:
+            for owner in sorted(cfg.upstream_gated_owners()):
+                risk.gate.trust_upstream(owner)
         self.acceptor: Acceptor | None = None
         if cfg.acceptor.enabled:
             self.acceptor = Acceptor(

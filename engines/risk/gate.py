@@ -11,6 +11,10 @@ Checks, in order (the first failure is the reason the router publishes as ``Orde
 4. daily loss / drawdown: while a scope is beyond its limit only reducing orders pass;
 5. order rate: a token bucket per owner over the injected clock (only passed orders take a token).
 
+Orders of an owner registered with :meth:`RiskGate.trust_upstream` pass without a check and without
+being counted: they are mirrors of orders this gate already checked under their real owner (a bot's
+order on the desk's own loopback FIX venue arrives at the FIX gateway again as ``fix:<CompID>``).
+
 Synchronous and allocation-light: it sits on every order. Limits are converted to integer lots and
 tick-lots once per (owner, symbol) and cached.
 """
@@ -90,6 +94,8 @@ class RiskGate:
         self.loss_blocked: set[str] = set()
         #: Called with the owner on every order attempt (the order-storm rule counts them).
         self.observer: Callable[[str], None] | None = None
+        #: Owners whose orders were gated upstream on this desk (see trust_upstream).
+        self.upstream: frozenset[str] = frozenset()
         self.checked = 0
         self.refused = 0
 
@@ -97,6 +103,16 @@ class RiskGate:
     def allow_flatten(self, client_id: str) -> None:
         """Let one reduce-only order with this client id through while HALTED (kill switch only)."""
         self._flatten_ids.add(client_id)
+
+    def trust_upstream(self, owner: str) -> None:
+        """Count ``owner``'s orders once: they mirror orders this desk's gate already passed under the
+        owner that sent them (the FIX gateway's side of the desk's own loopback session). They pass here
+        unchecked, take no rate token, and the position and order trackers ignore their events, so
+        position, order-rate and P&L usage are those of the one real order. Only for the desk's own
+        loopback: an external client's orders are never trusted (engines.fix.service decides)."""
+        self.upstream = self.upstream | {owner}
+        self.orders.ignored.add(owner)
+        self.positions.ignored.add(owner)
 
     # --- limits ----------------------------------------------------------------------------------------
     def limits(self, owner: str, symbol: str) -> _Limits | None:
@@ -138,6 +154,8 @@ class RiskGate:
 
     # --- the check ---------------------------------------------------------------------------------------
     def check(self, order: OrderRequest) -> str | None:
+        if order.owner in self.upstream:
+            return None  # already checked (and counted) as its real owner's order
         self.checked += 1
         reason = self._check(order)
         if reason is not None:

@@ -74,6 +74,9 @@ class OrderTracker:
     orders: dict[tuple[str, int], _Open] = field(default_factory=dict)
     open_qty: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # [buy, sell] lots
     per_symbol: dict[str, int] = field(default_factory=dict)  # open order count
+    # Owners whose orders mirror orders already tracked under their real owner (the desk's own loopback
+    # FIX client: RiskGate.trust_upstream): not tracked, so each order counts once.
+    ignored: set[str] = field(default_factory=set)
 
     def attach(self, bus: Bus) -> None:
         bus.subscribe(OrderAccepted, self.on_accepted)
@@ -83,7 +86,7 @@ class OrderTracker:
 
     def on_accepted(self, ev: OrderAccepted) -> None:
         key = (ev.venue, ev.order_id)
-        if key in self.orders:
+        if key in self.orders or ev.owner in self.ignored:
             return
         sides = self.open_qty.get((ev.owner, ev.symbol))
         if sides is None:
@@ -170,6 +173,7 @@ class PositionBook:
         self._tick = {s: float(i.tick_size) for s, i in instruments.items()}
         self._by_symbol: dict[str, list[Position]] = {}
         self._listeners: list[Callable[[tuple[str, ...], Position | None], None]] = []
+        self.ignored: set[str] = set()  # mirror owners (see OrderTracker.ignored): their fills count once
 
     def attach(self, bus: Bus) -> None:
         bus.subscribe(Fill, self.on_fill)
@@ -232,6 +236,8 @@ class PositionBook:
         key = (ev.owner, ev.symbol)
         p = self.positions.get(key)
         if p is None:
+            if ev.owner in self.ignored:
+                return
             self.scopes_touch(ev.owner, ev.symbol)  # start the day's P&L before the first fill lands
             p = self.positions[key] = Position(ev.owner, ev.symbol)
             self._by_symbol.setdefault(ev.symbol, []).append(p)

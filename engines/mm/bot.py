@@ -123,6 +123,8 @@ class MarketMaker:
         self.reconciles = 0
         self.last_reconcile: dict[str, int] = {}
         self._need_reconcile = False
+        self._start_pending = False
+        self.venue_unknown: str | None = None  # why the venue's open orders could not be listed (last try)
         self._reconciled_at = clock.monotonic()
         self._was_connected: bool | None = None
         self._subs: list[Subscription] = []
@@ -238,14 +240,30 @@ class MarketMaker:
 
     async def _reconcile(self, why: str) -> dict[str, int]:
         venue = self.router.venues.get(self.cfg.venue)
+        if why == "start":
+            self._start_pending = True  # until it succeeds: a deferred start reconcile keeps its rules
         if venue is None or not venue.connected:
             self._need_reconcile = True
             return {}
+        if self._start_pending:
+            why = "start"
+        try:
+            # An asynchronous venue (FIX) asks its counterparty: this may take a round trip, or fail.
+            listed = await venue.open_orders(owner=self.name, symbol=self.cfg.symbol)
+        except Exception as exc:
+            # What rests at the venue is unknown: close nothing, quote nothing, try again next step.
+            self._need_reconcile = True
+            if self.venue_unknown is None:
+                self._log("warning", f"{self.name}: reconcile ({why}) deferred: venue open orders unknown: {exc}")
+            self.venue_unknown = str(exc) or type(exc).__name__
+            return {}
+        self.venue_unknown = None
+        self._start_pending = False
         self._need_reconcile = False
         self._reconciled_at = self.clock.monotonic()
         if why == "start":
             self._recover_fills()
-        at_venue = {o.client_id: o for o in await venue.open_orders(owner=self.name, symbol=self.cfg.symbol)}
+        at_venue = {o.client_id: o for o in listed}
         queued = {a.client_id for a in self.limiter.news}
         counts = {"kept": 0, "closed": 0, "adopted": 0, "canceled": 0}
         for o in self.oms.live():
@@ -363,6 +381,8 @@ class MarketMaker:
             return f"no venue {self.cfg.venue!r}", ()
         if not venue.connected:
             return f"venue {self.cfg.venue} disconnected", ()
+        if self.venue_unknown is not None:
+            return f"waiting for the venue's open orders ({self.venue_unknown})", ()
         ref = self.reference
         if ref is None or ref.price is None:
             return f"waiting for a {self.cfg.reference_source} reference price", ()

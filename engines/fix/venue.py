@@ -670,6 +670,7 @@ class FixVenue(Application):
                 vo.status = closed or OrderStatus.FILLED
                 vo.cum = max(vo.cum, cum)
                 self._forget(vo)
+                self.counts["vanished"] += 1  # closed there while we held it open
             return None
         price = self._ticks(inst, msg.get(44))
         remote = msg.get_str(37, "") or ""

@@ -23,20 +23,28 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import simplefix
 
-from engines.fix.application import Application
-from engines.fix.events import SessionState
-from engines.fix.initiator import Initiator
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _fixclient import (  # the benches' shared client, beside this file
+    CHILD_CONTROL,
+    child_command,
+    connect,
+    load_average,
+    percentile,
+    profiled,
+    run_orders,
+    start_child,
+    stop_child,
+)
+
 from engines.fix.message import FixFramer, Message, build, parse
-from engines.fix.session import Session, SessionID, SessionSettings
-from engines.fix.store import SqliteStore
 
 
 def execution_report(i: int) -> bytes:
@@ -54,15 +62,6 @@ def execution_report(i: int) -> bytes:
         ],
         sending_time=b"20260101-00:00:00.123",
     )
-
-
-def best_rate(fn, n: int, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
 
 
 def bench_parse(n: int, repeat: int) -> dict[str, float]:
@@ -101,33 +100,43 @@ def bench_parse(n: int, repeat: int) -> dict[str, float]:
     variants = {"ours": (ours, n), "ours_framed": (ours_framed, n), "simplefix": (simple, min(n, 2000)),
                 "split_soh": (split_soh, n), "split_pairs": (split_pairs, n)}
     full = msgs
-    best: dict[str, float] = dict.fromkeys(variants, 0.0)
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeat):
         for name, (fn, count) in variants.items():
             if count < len(full):
                 msgs = full[:count]
-            best[name] = max(best[name], best_rate(fn, count, 1))
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            c1, t1 = time.process_time(), time.perf_counter()
+            rates[name].append(count / (t1 - t0))
+            cpu[name].append(count / max(c1 - c0, 1e-9))
             msgs = full
-    out: dict[str, float] = {"msg_bytes": round(statistics.mean(len(m) for m in full)), **best}
+    out: dict[str, float] = {"msg_bytes": round(statistics.mean(len(m) for m in full))}
+    for name in variants:
+        out[name] = max(rates[name])
+        out[f"{name}_median"] = statistics.median(rates[name])
+        out[f"{name}_cpu"] = max(cpu[name])  # per CPU second (process time; coarse on short runs)
     return out
 
 
 # --- end to end -------------------------------------------------------------------------------------
 
 ACCEPTOR_CHILD = """
-import asyncio, sys
+import asyncio, os, sys
 from engines.fix.acceptor import Acceptor
 from engines.fix.application import Application
+from engines.fix.errors import UnsupportedMessageType
 from engines.fix.message import Message
 from engines.fix.session import Session, SessionID, SessionSettings
-from engines.fix.store import SqliteStore
+from engines.fix.store import MemoryStore, SqliteStore
 
 class Fills(Application):
     # Answers every NewOrderSingle with an ExecutionReport (new), like a venue acknowledging it.
     n = 0
     def from_app(self, msg, session):
         if msg.msg_type != "D":
-            raise __import__("engines.fix.errors").fix.errors.UnsupportedMessageType(msg.msg_type)
+            raise UnsupportedMessageType(msg.msg_type)
         Fills.n += 1
         g = msg.get
         session.send_nowait(Message("8", [
@@ -138,128 +147,74 @@ class Fills(Application):
 
 async def main(db):
     s = Session(SessionID("FIX.4.4", "OPDESK", "BENCH"), SessionSettings(heartbeat_interval=30,
-                publish_messages=False, sending_time_window=600), Fills(), SqliteStore(db))
+                publish_messages=False, sending_time_window=600), Fills(),
+                SqliteStore(db) if db != "memory" else MemoryStore())
     acc = Acceptor([s])
     await acc.start()
     print(acc.port, flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await control()
     await acc.stop()
-
+""" + CHILD_CONTROL + """
 asyncio.run(main(sys.argv[1]))
 """
 
 
-class Client(Application):
-    def __init__(self) -> None:
-        self.sent_at: dict[bytes, float] = {}
-        self.rtts: list[float] = []
-        self.done = 0
-        self.event = asyncio.Event()
-        self.room = asyncio.Event()
-        self.low_water = 0
-        self.target = 0
-
-    def from_app(self, msg, session) -> None:
-        t = self.sent_at.pop(msg.get(11), None)
-        if t is not None:
-            self.rtts.append(time.perf_counter() - t)
-        self.done += 1
-        if self.done >= self.low_water:
-            self.room.set()
-        if self.done >= self.target:
-            self.event.set()
+def new_order(i: int, cl: bytes) -> Message:
+    return Message("D", [(11, cl), (55, b"BTC-USD"), (54, b"1"), (38, b"1.000"), (40, b"2"),
+                         (44, b"64250.50"), (59, b"0"), (60, b"20260101-00:00:00.000")])
 
 
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid`` (Linux /proc)."""
+async def bench_e2e(n: int, window: int, runs: int, tmp: Path, memory: bool = False,
+                    profile: str | None = None) -> dict[str, Any]:
+    env = {"FIX_BENCH_PROFILE": f"{profile}/fix_acceptor.prof"} if profile else None
+    child, port = start_child(ACCEPTOR_CHILD, "memory" if memory else str(tmp / "acceptor.db"), env=env)
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def percentile(xs: list[float], p: float) -> float:
-    if not xs:
-        return 0.0
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
-
-
-async def run_orders(session: Session, app: Client, n: int, window: int, start: int) -> float:
-    app.done = 0
-    app.low_water = 0
-    app.target = n
-    app.event.clear()
-    app.rtts.clear()
-    t0 = time.perf_counter()
-    sent = 0
-    while sent < n:
-        while sent < n and sent - app.done < window:
-            cl = b"B%d" % (start + sent)
-            app.sent_at[cl] = time.perf_counter()
-            session.send_nowait(Message("D", [(11, cl), (55, b"BTC-USD"), (54, b"1"), (38, b"1.000"), (40, b"2"),
-                                              (44, b"64250.50"), (59, b"0"), (60, b"20260101-00:00:00.000")]))
-            sent += 1
-        if sent - app.done >= window:
-            # Block (not spin) until answers free the window: a spinning sender would steal CPU
-            # from the acceptor process on a 2-core machine.
-            app.room.clear()
-            app.low_water = sent - window // 2
-            await app.room.wait()
-    await asyncio.wait_for(app.event.wait(), 120)
-    return time.perf_counter() - t0
-
-
-async def bench_e2e(n: int, window: int, tmp: Path) -> dict[str, float]:
-    child = subprocess.Popen(
-        [sys.executable, "-c", ACCEPTOR_CHILD, str(tmp / "acceptor.db")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        port = int(child.stdout.readline())
-        app = Client()
-        store = SqliteStore(tmp / "initiator.db")
-        session = Session(
-            SessionID("FIX.4.4", "BENCH", "OPDESK"),
-            SessionSettings(heartbeat_interval=30, publish_messages=False, sending_time_window=600),
-            app,
-            store,
-        )
-        ini = Initiator(session, "127.0.0.1", port, seed=1)
-        await ini.start()
-        await session.wait_state(SessionState.ACTIVE, 10)
-        await run_orders(session, app, min(2000, n), window, 0)  # warm-up
-        cpu0, child0 = time.process_time(), proc_cpu(child.pid)
-        elapsed = await run_orders(session, app, n, window, 10_000_000)
-        cpu_ini, cpu_acc = time.process_time() - cpu0, proc_cpu(child.pid) - child0
-        loaded = list(app.rtts)
+        client = await connect(port, None if memory else tmp / "initiator.db")
+        await run_orders(client, min(2000, n), window, 0, new_order, refill=window // 2)  # warm-up
+        rates: list[float] = []
+        cpu_ini: list[float] = []
+        cpu_acc: list[float] = []
+        loaded: list[float] = []
+        loads: list[float] = []
+        with profiled(profile and f"{profile}/fix_initiator.prof"):
+            for r in range(runs):
+                if profile:
+                    child_command(child, "profile")
+                cpu0, child0 = time.process_time(), float(child_command(child, "cpu") or 0)
+                elapsed = await run_orders(client, n, window, 10_000_000 * (r + 1), new_order, refill=window // 2)
+                cpu_ini.append((time.process_time() - cpu0) / n * 1e6)
+                cpu_acc.append((float(child_command(child, "cpu") or 0) - child0) / n * 1e6)
+                if profile:
+                    child_command(child, "unprofile")
+                rates.append(n / elapsed)
+                loaded.extend(client.app.rtts)
+                loads.append(load_average())
         single_n = min(2000, n)
-        t_single = await run_orders(session, app, single_n, 1, 20_000_000)
-        single = list(app.rtts)
-        saves = store.saves
-        await ini.stop("bench done")
-        await store.close()
+        t_single = await run_orders(client, single_n, 1, 90_000_000, new_order)
+        single = list(client.app.rtts)
+        saves = getattr(client.store, "saves", 0)
+        await client.close()
         return {
             "orders": n,
             "window": window,
-            "orders_per_s": n / elapsed,
-            "cpu_us_per_order_initiator": cpu_ini / n * 1e6,
-            "cpu_us_per_order_acceptor": cpu_acc / n * 1e6,
+            "runs": runs,
+            "orders_per_s": max(rates),
+            "orders_per_s_median": statistics.median(rates),
+            "cpu_us_per_order_initiator": min(cpu_ini),
+            "cpu_us_per_order_initiator_median": statistics.median(cpu_ini),
+            "cpu_us_per_order_acceptor": min(cpu_acc),
+            "cpu_us_per_order_acceptor_median": statistics.median(cpu_acc),
             "rtt_p50_ms": percentile(loaded, 50) * 1e3,
             "rtt_p99_ms": percentile(loaded, 99) * 1e3,
             "single_rtt_p50_ms": percentile(single, 50) * 1e3,
             "single_rtt_p99_ms": percentile(single, 99) * 1e3,
             "single_orders_per_s": single_n / t_single,
             "initiator_store_commits": saves,
+            "store": "memory" if memory else "sqlite",
+            "load_avg_1m": statistics.median(loads),
         }
     finally:
-        if child.poll() is None:
-            child.stdin.close()
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stop_child(child)
 
 
 def main() -> None:
@@ -268,41 +223,54 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--orders", type=int, default=50_000)
     ap.add_argument("--window", type=int, default=1000)
+    ap.add_argument("--runs", type=int, default=3, help="end-to-end runs (best and median reported)")
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    ap.add_argument("--no-parse", action="store_true", help="skip the parse figures")
+    ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end figures")
+    ap.add_argument("--memory-store", action="store_true", help="diagnostic: MemoryStore on both sides")
+    ap.add_argument("--profile", metavar="DIR", help="cProfile both processes into DIR/fix_*.prof")
     args = ap.parse_args()
     if args.quick:
-        args.parse_n, args.repeat, args.orders = 5_000, 2, 3_000
-
-    p = bench_parse(args.parse_n, args.repeat)
-    print(f"parse {p['msg_bytes']}-byte ExecutionReports (MsgType + 6 fields read), msgs/s:")
-    for k in ("ours", "ours_framed", "simplefix", "split_soh", "split_pairs"):
-        print(f"  {k:<12} {p[k]:>12,.0f}")
-    print(f"  ours / simplefix = {p['ours'] / p['simplefix']:.1f}x   ours / split_soh = {p['ours'] / p['split_soh']:.2f}"
-          f"   ours / split_pairs = {p['ours'] / p['split_pairs']:.2f}")
-
-    with tempfile.TemporaryDirectory() as tmp:
-        e = asyncio.run(bench_e2e(args.orders, args.window, Path(tmp)))
-    print(f"end to end, {e['orders']:,} NewOrderSingle -> ExecutionReport over loopback, SqliteStore both sides:")
-    print(f"  window {e['window']}: {e['orders_per_s']:,.0f} orders/s, round trip p50 {e['rtt_p50_ms']:.2f} ms, "
-          f"p99 {e['rtt_p99_ms']:.2f} ms ({e['initiator_store_commits']:,} initiator commits)")
-    print(f"  CPU per order: initiator {e['cpu_us_per_order_initiator']:.1f} us, acceptor "
-          f"{e['cpu_us_per_order_acceptor']:.1f} us (a free core each would allow "
-          f"{1e6 / max(e['cpu_us_per_order_initiator'], e['cpu_us_per_order_acceptor'], 1e-9):,.0f} orders/s)")
-    print(f"  one at a time: p50 {e['single_rtt_p50_ms']:.3f} ms, p99 {e['single_rtt_p99_ms']:.3f} ms "
-          f"({e['single_orders_per_s']:,.0f} orders/s)")
-    figures = {
+        args.parse_n, args.repeat, args.orders, args.runs = 5_000, 2, 3_000, 1
+    figures: dict[str, Any] = {
         "bench": "fix",
         "machine": f"{os.cpu_count()}-core {platform.machine()}, Python {platform.python_version()}",
-        "parse_msg_bytes": p["msg_bytes"],
-        "parse_ours_per_s": round(p["ours"]),
-        "parse_ours_framed_per_s": round(p["ours_framed"]),
-        "parse_simplefix_per_s": round(p["simplefix"]),
-        "parse_split_soh_per_s": round(p["split_soh"]),
-        "parse_split_pairs_per_s": round(p["split_pairs"]),
-        "parse_ratio_vs_simplefix": round(p["ours"] / p["simplefix"], 1),
-        "parse_ratio_vs_split_soh": round(p["ours"] / p["split_soh"], 2),
-        **{f"e2e_{k}": (round(v, 3) if isinstance(v, float) else v) for k, v in e.items()},
+        "load_avg_1m_start": round(load_average(), 2),
     }
+    print(f"{figures['machine']}, load average {figures['load_avg_1m_start']:.2f} at the start")
+
+    if not args.no_parse:
+        p = bench_parse(args.parse_n, args.repeat)
+        print(f"parse {p['msg_bytes']}-byte ExecutionReports (MsgType + 6 fields read), msgs/s over {args.repeat} "
+              "interleaved runs (wall best / wall median / per CPU-second best):")
+        for k in ("ours", "ours_framed", "simplefix", "split_soh", "split_pairs"):
+            print(f"  {k:<12} {p[k]:>12,.0f} {p[k + '_median']:>12,.0f} {p[k + '_cpu']:>12,.0f}")
+        print(f"  ours / simplefix = {p['ours'] / p['simplefix']:.1f}x   ours / split_soh = "
+              f"{p['ours'] / p['split_soh']:.2f}   ours / split_pairs = {p['ours'] / p['split_pairs']:.2f}")
+        figures["parse_msg_bytes"] = p["msg_bytes"]
+        for k in ("ours", "ours_framed", "simplefix", "split_soh", "split_pairs"):
+            figures[f"parse_{k}_per_s"] = round(p[k])
+            figures[f"parse_{k}_per_s_median"] = round(p[k + "_median"])
+        figures["parse_ours_per_cpu_s"] = round(p["ours_cpu"])
+        figures["parse_ratio_vs_simplefix"] = round(p["ours"] / p["simplefix"], 1)
+        figures["parse_ratio_vs_split_pairs"] = round(p["ours"] / p["split_pairs"], 2)
+
+    if not args.no_e2e:
+        with tempfile.TemporaryDirectory() as tmp:
+            e = asyncio.run(bench_e2e(args.orders, args.window, args.runs, Path(tmp), args.memory_store,
+                                      args.profile))
+        print(f"end to end, {e['runs']} x {e['orders']:,} NewOrderSingle -> ExecutionReport over loopback, "
+              f"{e['store']} store both sides (load average {e['load_avg_1m']:.2f}):")
+        print(f"  window {e['window']}: best {e['orders_per_s']:,.0f} orders/s, median {e['orders_per_s_median']:,.0f};"
+              f" round trip p50 {e['rtt_p50_ms']:.2f} ms, p99 {e['rtt_p99_ms']:.2f} ms"
+              f" ({e['initiator_store_commits']:,} initiator commits)")
+        cpu_i, cpu_a = e["cpu_us_per_order_initiator"], e["cpu_us_per_order_acceptor"]
+        print(f"  CPU per order (best / median): initiator {cpu_i:.1f} / {e['cpu_us_per_order_initiator_median']:.1f} us,"
+              f" acceptor {cpu_a:.1f} / {e['cpu_us_per_order_acceptor_median']:.1f} us (a free core each would allow "
+              f"{1e6 / max(cpu_i, cpu_a, 1e-9):,.0f} orders/s; one core for both {1e6 / (cpu_i + cpu_a):,.0f})")
+        print(f"  one at a time: p50 {e['single_rtt_p50_ms']:.3f} ms, p99 {e['single_rtt_p99_ms']:.3f} ms "
+              f"({e['single_orders_per_s']:,.0f} orders/s)")
+        figures.update({f"e2e_{k}": (round(v, 3) if isinstance(v, float) else v) for k, v in e.items()})
     print(json.dumps(figures))
 
 

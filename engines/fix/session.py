@@ -376,8 +376,23 @@ class Session:
             while True:
                 for raw in frames:
                     msg = self._on_frame(raw)
-                    if msg is not None:
-                        await self._verify_and_dispatch(msg, msg.msg_type)
+                    if msg is None:
+                        continue
+                    mt = msg.msg_type
+                    # Fast path, no coroutine per message: an application message while logged on with
+                    # no gap being filled. The same checks as _verify_and_dispatch, in the same order.
+                    if mt not in ADMIN_TYPES and self._logon_received and not self._queued and not self._resend_target:
+                        seq = self._check_header(msg, mt)
+                        if seq is None:
+                            pass
+                        elif seq == self.next_target_seq:
+                            pending = self._on_app(msg, mt, seq)
+                            if pending is not None:
+                                await self._await_app(pending, mt, seq)
+                        else:
+                            await self._on_sequenced(msg, mt, seq)
+                    else:
+                        await self._verify_and_dispatch(msg, mt)
                     if self._closing is not None:
                         break
                 if self._in_log:
@@ -386,6 +401,11 @@ class Session:
                 self._kick()
                 if self._closing is not None:
                     break
+                if frames and (self._to_wire or self._to_store):
+                    # reader.read() returns without suspending while bytes are buffered: yield once so
+                    # the flusher commits and writes this chunk's answers now. Without it a busy reader
+                    # would answer a whole burst at its end and the two peers would work in turns.
+                    await asyncio.sleep(0)
                 data = await reader.read(65536)
                 if not data:
                     reason = "peer closed the connection"
@@ -523,7 +543,11 @@ class Session:
                                             or self.clock.monotonic() - self._target_saved_at >= TARGET_SAVE_INTERVAL))
             ):
                 # Stored before written: a SIGKILL after this line loses nothing the peer has seen.
-                await self.store.save(self.key, seqs[0], seqs[1], msgs)
+                save_now = getattr(self.store, "save_now", None)
+                if save_now is not None:
+                    save_now(self.key, seqs[0], seqs[1], msgs)
+                else:
+                    await self.store.save(self.key, seqs[0], seqs[1], msgs)
                 self._saved = seqs
                 self._target_saved_at = self.clock.monotonic()
             writer = self._writer
@@ -677,32 +701,42 @@ class Session:
         return msg
 
     async def _verify_and_dispatch(self, msg: FixMessage, mt: str) -> None:
+        seq = self._check_header(msg, mt)
+        if seq is not None:
+            await self._on_sequenced(msg, mt, seq)
+
+    def _check_header(self, msg: FixMessage, mt: str) -> int | None:
+        """The header checks of every inbound message (first-message-is-Logon, BeginString, MsgSeqNum,
+        CompIDs, SendingTime, PossDup/OrigSendingTime). Returns MsgSeqNum, or None when the message was
+        answered (Reject/Logout) or dropped here."""
         if not self._logon_received:
             if mt == LOGOUT and self._logon_sent:
                 text = msg.get_str(58, "") or ""
                 self._logout_exchanged = True
                 self._disconnect(f"logon refused by peer: {text}" if text else "logon refused by peer")
-                return
+                return None
             if mt != LOGON:
                 self.errors += 1
                 self._disconnect(f"first message is not Logon (35={mt})")
-                return
-        if msg.begin_string != self.id.begin_string:
-            self._logout_and_disconnect(f"Incorrect BeginString {msg.begin_string}")
-            return
-        seq = msg.get_int(34)
-        if seq is None:
-            self._logout_and_disconnect("MsgSeqNum (34) missing")
-            return
-        expected = self.next_target_seq
+                return None
         raw = msg.raw
+        if not raw.startswith(self._hdr_begin):
+            self._logout_and_disconnect(f"Incorrect BeginString {msg.begin_string}")
+            return None
+        i = raw.find(b"\x0134=")
+        v = raw[i + 4 : raw.find(b"\x01", i + 4)] if i >= 0 else b""
+        if not v.isdigit():
+            self._logout_and_disconnect("MsgSeqNum (34) missing")
+            return None
+        seq = int(v)
+        expected = self.next_target_seq
         if self.settings.check_comp_ids and (self._in_sender not in raw or self._in_target not in raw):
             bad = 49 if msg.get(49) != self._target else 56
             if seq == expected:
                 self.next_target_seq += 1
             self._send_reject(seq, mt, SessionRejectReason.COMPID_PROBLEM, bad, "CompID problem")
             self._logout_and_disconnect("CompID problem")
-            return
+            return None
         raw_st = msg.get(52)
         if raw_st == self._last_st[0]:  # many messages share a millisecond: parse each stamp once
             sending_time = self._last_st[1]
@@ -716,14 +750,14 @@ class Session:
             reason = (SessionRejectReason.REQUIRED_TAG_MISSING if raw_st is None
                       else SessionRejectReason.INCORRECT_DATA_FORMAT_FOR_VALUE)
             self._send_reject(seq, mt, reason, 52, "SendingTime missing or malformed")
-            return
+            return None
         if abs(sending_time - self.clock.time_ns()) > self.settings.sending_time_window * 1e9:
             if seq == expected:
                 self.next_target_seq += 1
             self._send_reject(seq, mt, SessionRejectReason.SENDINGTIME_ACCURACY_PROBLEM, 52,
                               "SendingTime accuracy problem")
             self._logout_and_disconnect("SendingTime accuracy problem")
-            return
+            return None
         poss_dup = b"\x0143=Y\x01" in raw
         if poss_dup and mt != SEQUENCE_RESET:
             orig = msg.get(122)
@@ -732,7 +766,7 @@ class Session:
                     self.next_target_seq += 1
                 self._send_reject(seq, mt, SessionRejectReason.REQUIRED_TAG_MISSING, 122,
                                   "Required tag missing: OrigSendingTime")
-                return
+                return None
             orig_ns = parse_utc_timestamp(orig)
             if orig_ns is None or orig_ns > sending_time:
                 if seq == expected:
@@ -740,8 +774,12 @@ class Session:
                 self._send_reject(seq, mt, SessionRejectReason.SENDINGTIME_ACCURACY_PROBLEM, 122,
                                   "OrigSendingTime after SendingTime")
                 self._logout_and_disconnect("OrigSendingTime after SendingTime")
-                return
+                return None
+        return seq
 
+    async def _on_sequenced(self, msg: FixMessage, mt: str, seq: int) -> None:
+        """After the header checks: Logon, SequenceReset-Reset, gaps, duplicates, then dispatch."""
+        expected = self.next_target_seq
         if mt == LOGON:
             await self._on_logon(msg, seq)
             return
@@ -752,7 +790,7 @@ class Session:
             await self._on_too_high(msg, mt, seq)
             return
         if seq < expected:
-            if poss_dup:
+            if b"\x0143=Y\x01" in msg.raw:
                 log.debug("%s: duplicate %s seq %d ignored", self.key, mt, seq)
                 return
             self._logout_and_disconnect(f"MsgSeqNum too low, expecting {expected} but received {seq}")
@@ -847,33 +885,50 @@ class Session:
             except Exception:
                 log.exception("%s: from_admin failed", self.key)
             return
-        # application message
+        pending = self._on_app(msg, mt, seq)
+        if pending is not None:
+            await self._await_app(pending, mt, seq)
+
+    def _on_app(self, msg: FixMessage, mt: str, seq: int) -> Any:
+        """An in-sequence application message: validate, then ``from_app``. Returns the awaitable when
+        ``from_app`` is a coroutine function (the caller awaits it through ``_await_app``)."""
         self.next_target_seq = seq + 1
         if self._state is not SessionState.ACTIVE and self._state is not SessionState.LOGOUT_IN_PROGRESS:
-            return
+            return None
         if self.validator is not None and self.settings.validate_messages:
             info = self.validator.validate(msg)
             if info is not None:
                 self._send_reject(seq, mt, info.reason, info.ref_tag, info.text)
-                return
+                return None
         try:
             result = self.app.from_app(msg, self)
-            if result is not None and inspect.isawaitable(result):
-                await result
-        except UnsupportedMessageType:
+        except Exception as exc:
+            self._app_failed(exc, mt, seq)
+            return None
+        if result is not None and inspect.isawaitable(result):
+            return result
+        return None
+
+    async def _await_app(self, pending: Any, mt: str, seq: int) -> None:
+        try:
+            await pending
+        except Exception as exc:
+            self._app_failed(exc, mt, seq)
+
+    def _app_failed(self, exc: Exception, mt: str, seq: int) -> None:
+        """The answer to an exception raised by ``from_app``."""
+        if isinstance(exc, UnsupportedMessageType):
             self._send_business_reject(seq, mt, BusinessRejectReason.UNSUPPORTED_MESSAGE_TYPE,
                                        f"Unsupported Message Type {mt}")
-        except BusinessReject as exc:
+        elif isinstance(exc, BusinessReject):
             self._send_business_reject(seq, mt, exc.reason, exc.text, exc.ref_id)
-        except FieldNotFound as exc:
+        elif isinstance(exc, FieldNotFound):
             self._send_reject(seq, mt, SessionRejectReason.REQUIRED_TAG_MISSING, exc.tag, str(exc))
-        except IncorrectTagValue as exc:
+        elif isinstance(exc, IncorrectTagValue):
             self._send_reject(seq, mt, SessionRejectReason.VALUE_IS_INCORRECT, exc.tag, str(exc))
-        except SessionNotActive:
-            pass
-        except Exception:
+        elif not isinstance(exc, SessionNotActive):
             self.errors += 1
-            log.exception("%s: from_app failed on %s seq %d", self.key, mt, seq)
+            log.error("%s: from_app failed on %s seq %d", self.key, mt, seq, exc_info=exc)
 
     def _on_sequence_reset(self, msg: FixMessage, seq: int) -> None:
         """SequenceReset-Reset: MsgSeqNum is ignored, NewSeqNo must not go backwards."""

@@ -278,6 +278,57 @@ class Bus:
             q.offer(event)
         return event
 
+    def publish_many(self, events: list[Event]) -> None:
+        """Publish ``events`` in list order, each exactly as :meth:`publish` would (own ``seq``, every
+        subscriber called per event), with one clock reading for the batch: events published together
+        (one engine operation's outcome) share their ``ts``. Events appended to the list while it is
+        being published (a subscriber calling back into the producer) are published too, in order.
+
+        For producers of many events at a time (the matching engine): the per-event cost is a few
+        loads and the subscriber calls, without a method call and the bus's attribute lookups."""
+        if not events:
+            return
+        ts = self._time_ns()
+        seq = self.seq
+        routes = self._routes
+        set_seq = _set_seq
+        set_ts = _set_ts
+        last_cls: type | None = None
+        handlers: tuple[Handler, ...] = ()
+        queues: tuple[EventQueue, ...] = ()
+        keyed = False
+        for event in events:
+            seq += 1
+            set_seq(event, seq)
+            set_ts(event, ts)
+            cls = type(event)
+            if cls is not last_cls:  # runs of one type (a kill's cancels) look their route up once
+                handlers, queues, keyed = routes.get(cls) or self._route(cls)
+                last_cls = cls
+            if handlers or keyed or queues:
+                # a subscriber may publish or subscribe in the middle: the counter is written back
+                # before any subscriber runs, and counter and route are read again after
+                self.seq = seq
+                for handler in handlers:
+                    try:
+                        handler(event)
+                    except Exception:
+                        self._handler_failed(handler, event)
+                if keyed:
+                    key = event.key()
+                    for base in cls.__mro__:
+                        for sub in self._keyed.get((base, key), ()):
+                            try:
+                                sub.handler(event)
+                            except Exception:
+                                self._handler_failed(sub.handler, event)
+                for q in queues:
+                    q.offer(event)
+                if self.seq != seq or cls not in routes:  # published or (un)subscribed meanwhile
+                    seq = self.seq
+                    last_cls = None
+        self.seq = seq
+
     def _handler_failed(self, handler: Handler, event: Event) -> None:
         self.errors += 1
         log.exception("bus subscriber %r failed on %s #%d", handler, type(event).__name__, event.seq)

@@ -39,8 +39,12 @@ class Event:
     #: True for market data and snapshots: async queues may keep only the latest per key.
     CONFLATE: ClassVar[bool] = False
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         # No zero-argument super(): dataclass(slots=True) replaces the class object it closes over.
+        # ``register=False``: a private helper subclass whose instances never leave their module (the
+        # matching engine's fast constructors, engines/matching/fastevents.py) stays out of the registry.
+        if not register:
+            return
         name = cls.__name__
         # dataclass(slots=True) re-creates the class; the second registration is the real one.
         existing = _REGISTRY.get(name)

@@ -42,6 +42,8 @@ def step(engine: MatchingEngine, rng: random.Random, n: int) -> None:
     elif r < 0.65:
         engine.submit(OrderRequest(symbol=SYMBOL, side=side, price=None, type=OrderType.MARKET,
                                    qty=rng.randint(1, 12), owner=owner, client_id=f"c{n}"))
+    elif r > 0.98:  # now and then one owner's bulk cancel (the kill switch's path, journaled in bulk)
+        engine.cancel_all(owner=owner, symbol=SYMBOL, reason="bulk")
     else:
         live = engine.open_orders(symbol=SYMBOL)
         if not live:

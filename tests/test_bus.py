@@ -75,6 +75,56 @@ def test_failing_subscriber_is_isolated(caplog):
     assert "subscriber" in caplog.text and "failed on Ping #1" in caplog.text
 
 
+async def test_publish_many_is_publish_per_event_with_one_clock_reading():
+    clock = ManualClock(start_ns=7_000)
+    bus = Bus(clock)
+    seen: list[tuple[str, int, int, int]] = []
+    keyed: list[int] = []
+    batch: list[Event] = [Ping(n=1), fill(2), Ping(n=3, sym="B"), Ping(n=4)]
+
+    def on_ping(e: Ping) -> None:
+        seen.append(("ping", e.n, e.seq, e.ts))
+        if e.n == 1:  # a subscriber publishing in the middle takes the next seq
+            bus.publish(PriceTick(symbol="X", price=1.0))
+        if e.n == 3:  # ... or appends to the batch being published: published after the others
+            batch.append(Ping(n=5))
+            bus.subscribe(Ping, lambda e: seen.append(("late", e.n, e.seq, e.ts)))  # routes change mid-batch
+
+    bus.subscribe(Ping, on_ping)
+    bus.subscribe(Fill, lambda e: seen.append(("fill", e.order_id, e.seq, e.ts)))
+    bus.subscribe(PriceTick, lambda e: seen.append(("tick", 0, e.seq, e.ts)))
+    bus.subscribe(Ping, lambda e: keyed.append(e.n), key="B")
+    q = bus.queue((Ping,), policy="lossless", name="q")
+    bus.publish_many(batch)
+    assert seen == [
+        ("ping", 1, 1, 7_000),
+        ("tick", 0, 2, 7_000),
+        ("fill", 2, 3, 7_000),
+        ("ping", 3, 4, 7_000),
+        ("ping", 4, 5, 7_000),
+        ("late", 4, 5, 7_000),
+        ("ping", 5, 6, 7_000),
+        ("late", 5, 6, 7_000),
+    ]
+    assert keyed == [3] and bus.seq == 6
+    assert [e.n for e in q.drain()] == [1, 3, 4, 5]  # type: ignore[attr-defined]
+    bus.publish_many([])
+    assert bus.seq == 6
+
+
+def test_publish_many_isolates_a_failing_subscriber():
+    bus = Bus(ManualClock())
+    got: list[int] = []
+
+    def boom(e: Ping) -> None:
+        raise RuntimeError("subscriber bug")
+
+    bus.subscribe(Ping, boom)
+    bus.subscribe(Ping, lambda e: got.append(e.n))
+    bus.publish_many([Ping(n=1), Ping(n=2)])
+    assert got == [1, 2] and bus.errors == 2
+
+
 def test_unsubscribe_stops_delivery():
     bus = Bus(ManualClock())
     got: list[int] = []

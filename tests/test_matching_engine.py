@@ -262,7 +262,12 @@ async def test_service_builds_engine_and_venue_on_the_router(desk_env: Any) -> N
 
 
 def test_fast_event_constructors_build_equal_events() -> None:
-    from engines.matching.fastevents import new_accepted, new_canceled, new_fill, new_trade
+    import dataclasses
+
+    from engines.events import event_types, to_json
+    from engines.matching import fastevents as fe
+    from engines.orders import OrderRejected, OrderReplaced
+    from engines.venue import CancelResult
 
     acc = dict(symbol="S", order_id=1, client_id="c", owner="o", side=Side.BUY, type=OrderType.LIMIT,
                tif=TimeInForce.IOC, price=5, qty=2, venue="v")
@@ -272,10 +277,24 @@ def test_fast_event_constructors_build_equal_events() -> None:
                 liquidity=Liquidity.MAKER, fee=0.5, trade_id=9, venue="v")
     trade = dict(symbol="S", trade_id=9, price=5, qty=2, aggressor=Side.BUY, maker_order_id=1, taker_order_id=2,
                  maker_owner="m", taker_owner="t", maker_fee=0.1, taker_fee=-0.2)
-    for fast, cls, kw in ((new_accepted, OrderAccepted, acc), (new_canceled, OrderCanceled, can),
-                          (new_fill, Fill, fill), (new_trade, Trade, trade)):
-        ev = fast(**kw)
-        assert type(ev) is cls and ev == cls(**kw) and hash(ev) == hash(cls(**kw))
+    rej = dict(symbol="S", client_id="c", owner="o", side=Side.BUY, price=None, qty=1, reason="r", source="sim")
+    rep = dict(symbol="S", order_id=1, client_id="c2", orig_client_id="c", owner="o", side=Side.BUY, price=7,
+               qty=3, kept_priority=False, venue="v")
+    res = dict(venue="v", symbol="S", order_id=None, client_id="c", owner="o", confirmed=True)
+    cases = ((fe.new_accepted, OrderAccepted, acc), (fe.new_canceled, OrderCanceled, can),
+             (fe.new_fill, Fill, fill), (fe.new_trade, Trade, trade), (fe.new_rejected, OrderRejected, rej),
+             (fe.new_replaced, OrderReplaced, rep), (fe.new_cancel_result, CancelResult, res))
+    for fast, cls, kw in cases:
+        ref = cls(**kw)
+        for ev in (fast(**kw), fast(*kw.values())):  # by keyword and positionally (the engine's way)
+            assert type(ev) is cls and ev == ref and hash(ev) == hash(ref) and repr(ev) == repr(ref)
+            with pytest.raises(dataclasses.FrozenInstanceError):  # still immutable
+                ev.symbol = "X"  # type: ignore[misc]
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                del ev.symbol  # type: ignore[misc]
+            if cls is not CancelResult:
+                assert to_json(ev) == to_json(ref)
+    assert not [n for n in event_types() if n.startswith("_Fast")]  # the twins stay out of the registry
 
 
 def test_to_grid_converts_and_names_off_grid_values(engine: MatchingEngine) -> None:

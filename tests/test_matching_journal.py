@@ -4,6 +4,7 @@ acknowledged (a real child process is killed mid-stream)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -111,6 +112,40 @@ async def test_flush_without_changes_returns_and_failed_journal_refuses(tmp_path
     assert e.status()["state"] == "degraded"
     j.failed = None
     await e.stop()
+
+
+async def test_bulk_cancel_is_one_journal_entry_and_survives_restart(tmp_path: Path) -> None:
+    db = tmp_path / "bulk.sqlite"
+    e1 = make_engine(Bus(ManualClock()), Journal(db))
+    await e1.start()
+    e1.submit(lim(Side.SELL, 1001, 5, "a", "a1"))
+    e1.submit(lim(Side.SELL, 1002, 4, "b", "b1"))
+    await e1.flush()  # a1, b1 written
+    e1.submit(lim(Side.BUY, 1001, 2, "t", "t1"))  # a1 partly filled (3 left), in the next batch
+    e1.submit(lim(Side.BUY, 990, 7, "a", "a2"))  # accepted and bulk-canceled within one batch
+    e1.submit(lim(Side.BUY, 989, 1, "c", "c1"))
+    res = e1.cancel_all(owner="a", reason="kill")
+    assert [(r.order_id, r.client_id, r.confirmed) for r in res] == [(1, "a1", True), (4, "a2", True)]
+    e1.submit(lim(Side.BUY, 990, 6, "a", "a3"))  # after the bulk cancel, same batch: stays live
+    await e1.flush()
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT symbol, owner, reason, count, order_ids, qtys FROM bulk_cancels").fetchall()
+        assert rows == [(SYMBOL, "a", "kill", 2, "[1, 4]", "[3, 7]")]
+        seqs = con.execute("SELECT seqs FROM bulk_cancels").fetchone()[0]
+        assert len(set(json.loads(seqs))) == 2  # each OrderCanceled's own bus seq
+        states = dict(con.execute("SELECT order_id, status || ':' || leaves || ':' || reason FROM orders"))
+        assert states == {
+            1: "canceled:0:kill", 2: "new:4:", 3: "filled:0:", 4: "canceled:0:kill", 5: "new:1:", 6: "new:6:"
+        }
+    await e1.stop()
+    e2 = make_engine(Bus(ManualClock()), Journal(db))
+    await e2.start()
+    try:
+        assert [(o[0], o[5], o[6]) for o in book_state(e2)] == [(0, "a", "a3"), (0, "c", "c1"), (1, "b", "b1")]
+        view = e2.order(SYMBOL, owner="a", client_id="a1")
+        assert view is None  # closed before the restart: only resting orders come back
+    finally:
+        await e2.stop()
 
 
 def replay(ops: int, seed: int) -> tuple[MatchingEngine, list[Trade]]:

@@ -39,6 +39,7 @@ ops_strategy = st.lists(
             st.sampled_from([False, False, False, True]),
         ),
         st.tuples(st.just("cancel"), st.integers(0, 60)),
+        st.tuples(st.just("cancel_all"), st.sampled_from([None, "a", "b", "c"])),
         st.tuples(
             st.just("replace"), st.integers(0, 60), st.one_of(st.none(), st.integers(95, 105)), st.integers(0, 12)
         ),
@@ -103,6 +104,13 @@ def run(ops: list[tuple[Any, ...]], stp: str) -> None:
             assert q == ref.cancel(oid)
             if q:
                 canceled[oid] = canceled.get(oid, 0) + q
+        elif op[0] == "cancel_all":
+            victims, qtys = book.cancel_all(op[1])
+            got = sorted((o[0], q) for o, q in zip(victims, qtys, strict=True))
+            assert got == sorted(ref.cancel_all(op[1])), op
+            for o, q in zip(victims, qtys, strict=True):
+                assert (o[O_QTY], o[O_STATUS]) == (0, 3) and q > 0 and o[0] not in book.orders
+                canceled[o[0]] = canceled.get(o[0], 0) + q
         else:
             _, k, price, qty = op
             oid = pick(book, k)

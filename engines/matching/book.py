@@ -524,6 +524,53 @@ class OrderBook:
             lvl[2] = 3
         return q
 
+    def cancel_all(self, owner: str | None = None) -> tuple[list[list[Any]], list[int]]:
+        """Cancel every resting order (of ``owner``; None: all) in one pass over the book.
+
+        Returns the canceled orders, in the order they entered the book (as :attr:`orders` holds them),
+        and their canceled (leaves) lots; each order is marked CANCELED with leaves 0, as :meth:`cancel`
+        leaves it. Without an owner the levels are simply dropped; with one, each level holding its
+        orders is rebuilt once (live orders of others keep their time priority), not edited per order.
+        """
+        orders = self.orders
+        if owner is None:
+            victims = list(orders.values())
+            orders.clear()
+            self._bids.clear()
+            self._asks.clear()
+            self._bid_keys.clear()
+            self._ask_keys.clear()
+        else:
+            victims = [o for o in orders.values() if o[4] == owner]
+            if not victims:
+                return victims, []
+            touched: dict[tuple[int, int], None] = {}
+            for o in victims:
+                del orders[o[0]]
+                touched[(o[1], o[2])] = None
+        qtys = [o[3] for o in victims]
+        for o in victims:
+            o[3] = 0
+            o[6] = 3
+        if owner is not None:
+            emptied = [set(), set()]  # level keys (bids: price, asks: -price) to drop, per side
+            for side, px in touched:
+                levels = self._bids if side == 0 else self._asks
+                lvl = levels[px]
+                live = [m for m in lvl[lvl[2] :] if m[3]]  # others' live orders, in time priority
+                if live:
+                    lvl[3:] = live
+                    lvl[0] = sum(m[3] for m in live)
+                    lvl[1] = len(live)
+                    lvl[2] = 3
+                else:
+                    del levels[px]
+                    emptied[side].add(px if side == 0 else -px)
+            for keys, gone in ((self._bid_keys, emptied[0]), (self._ask_keys, emptied[1])):
+                if gone:
+                    keys[:] = [k for k in keys if k not in gone]  # stays sorted
+        return victims, qtys
+
     def would_cross(self, side: int, price: int) -> bool:
         if side == 0:
             keys = self._ask_keys

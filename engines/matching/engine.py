@@ -53,12 +53,19 @@ from engines.matching.book import (
     STATUS_NAMES,
     OrderBook,
 )
-from engines.matching.fastevents import new_accepted, new_canceled, new_fill, new_trade
+from engines.matching.fastevents import (
+    fast_constructor,
+    new_accepted,
+    new_cancel_result,
+    new_canceled,
+    new_fill,
+    new_rejected,
+    new_replaced,
+    new_trade,
+)
 from engines.orders import (
     CancelRejected,
     Liquidity,
-    OrderRejected,
-    OrderReplaced,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -107,6 +114,9 @@ class SubmitResult:
     reason: str
     filled_qty: int
     leaves_qty: int
+
+
+_new_result = fast_constructor(SubmitResult)  # SubmitResult(...) without the dataclass __init__
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,10 +295,9 @@ class MatchingEngine:
             return
         self._publishing = True
         out = self._out
-        publish = self.bus.publish
         try:
-            for ev in out:  # a list iterator also sees events appended while we publish (nested calls)
-                publish(ev)
+            # publish_many also publishes events appended to ``out`` while it runs (nested calls)
+            self.bus.publish_many(out)
         finally:
             out.clear()
             self._publishing = False
@@ -329,22 +338,13 @@ class MatchingEngine:
         dirty.clear()
 
     def _reject(self, req: OrderRequest, reason: str) -> SubmitResult:
-        ev = OrderRejected(
-            symbol=req.symbol,
-            client_id=req.client_id,
-            owner=req.owner,
-            side=req.side,
-            price=req.price,
-            qty=req.qty,
-            reason=reason,
-            source=self.venue,
-            venue=self.venue,
-        )
+        venue = self.venue
+        ev = new_rejected(req.symbol, req.client_id, req.owner, req.side, req.price, req.qty, reason, venue, venue)
         self._out.append(ev)
         if self.journal is not None:
             self.journal.events.append(ev)
         self._drain()
-        return SubmitResult(None, _REJECTED, reason, 0, 0)
+        return _new_result(None, _REJECTED, reason, 0, 0)
 
     # --- order entry ------------------------------------------------------------------------------------
     def to_grid(self, symbol: str, price: Decimal | str | None, qty: Decimal | str) -> tuple[int | None, int]:
@@ -365,14 +365,16 @@ class MatchingEngine:
 
     def submit(self, req: OrderRequest) -> SubmitResult:
         self.ops += 1
-        s = self._s.get(req.symbol)
+        sym = req.symbol
+        s = self._s.get(sym)
         if s is None:
             return self._reject(req, R_UNKNOWN_SYMBOL)
         qty = req.qty
         if type(qty) is not int or qty <= 0:
             return self._reject(req, R_QTY)
         price = req.price
-        if req.type is _MARKET_T:
+        otype = req.type
+        if otype is _MARKET_T:
             if price is not None:
                 return self._reject(req, R_MARKET_PRICE)
         elif price is None:
@@ -386,9 +388,10 @@ class MatchingEngine:
         book = s.book
         oid = self._next_id
         rec = [req, cid, qty, "", [("new", "")]]
+        side = req.side
         t = req.tif
         o = book.submit(
-            oid, 0 if req.side is _BUY else 1, price, qty, owner, 0 if t is _GTC else 1 if t is _IOC else 2,
+            oid, 0 if side is _BUY else 1, price, qty, owner, 0 if t is _GTC else 1 if t is _IOC else 2,
             req.post_only, rec,
         )
         status = o[6]
@@ -398,18 +401,7 @@ class MatchingEngine:
         s.orders += 1
         out = self._out
         jr = self.journal
-        ev = new_accepted(
-            symbol=req.symbol,
-            order_id=oid,
-            client_id=cid,
-            owner=owner,
-            side=req.side,
-            type=req.type,
-            tif=req.tif,
-            price=price,
-            qty=qty,
-            venue=self.venue,
-        )
+        ev = new_accepted(sym, oid, cid, owner, side, otype, t, price, qty, self.venue)
         out.append(ev)
         if jr is not None:
             jr.events.append(ev)
@@ -424,17 +416,7 @@ class MatchingEngine:
                 reason = rec[3] = book.reason
                 rec[4].append((STATUS_NAMES[status], reason))
                 ev = new_canceled(
-                    symbol=req.symbol,
-                    order_id=oid,
-                    client_id=cid,
-                    owner=owner,
-                    side=req.side,
-                    price=price,
-                    canceled_qty=o[3],
-                    filled_qty=o[5],
-                    status=_STATUS[status],
-                    reason=reason,
-                    venue=self.venue,
+                    sym, oid, cid, owner, side, price, o[3], o[5], _STATUS[status], reason, self.venue
                 )
                 out.append(ev)
                 if jr is not None:
@@ -448,9 +430,9 @@ class MatchingEngine:
                 self._evict()
         if jr is not None:
             jr.orders[oid] = o
-        self._dirty.add(req.symbol)
+        self._dirty.add(sym)
         self._drain()
-        return SubmitResult(oid, _STATUS[status], reason, o[5], o[3] if status <= 1 else 0)
+        return _new_result(oid, _STATUS[status], reason, o[5], o[3] if status <= 1 else 0)
 
     def _executions(self, s: _SymbolState, taker: list[Any], start_qty: int) -> None:
         """Turn the book's fills into Trade/Fill events (and STP cancels of resting orders)."""
@@ -487,19 +469,7 @@ class MatchingEngine:
             if px is None:  # resting order canceled by self-trade prevention
                 mrec[3] = R_STP
                 mrec[4].append(("canceled", R_STP))
-                ev = new_canceled(
-                    symbol=sym,
-                    order_id=m[0],
-                    client_id=mrec[1],
-                    owner=m[4],
-                    side=mside,
-                    price=m[2],
-                    canceled_qty=q,
-                    filled_qty=m[5],
-                    status=_CANCELED,
-                    reason=R_STP,
-                    venue=venue,
-                )
+                ev = new_canceled(sym, m[0], mrec[1], m[4], mside, m[2], q, m[5], _CANCELED, R_STP, venue)
                 out.append(ev)
                 if jevents is not None:
                     jevents.append(ev)
@@ -509,53 +479,13 @@ class MatchingEngine:
             n = px * q
             mfee = msign * ((n * mnum + mhalf) // mden) / 1e8  # exact, half away from zero (_fee_factor)
             tfee = tsign * ((n * tnum + thalf) // tden) / 1e8
-            trade = new_trade(
-                symbol=sym,
-                trade_id=trade_id,
-                price=px,
-                qty=q,
-                aggressor=tside,
-                maker_order_id=m[0],
-                taker_order_id=toid,
-                maker_owner=m[4],
-                taker_owner=towner,
-                maker_fee=mfee,
-                taker_fee=tfee,
-                venue=venue,
-            )
+            moid = m[0]
+            mowner = m[4]
+            # positional, in field order (see fastevents): Trade, then the maker's and the taker's Fill
+            trade = new_trade(sym, trade_id, px, q, tside, moid, toid, mowner, towner, mfee, tfee, venue)
             out.append(trade)
-            out.append(
-                new_fill(
-                    symbol=sym,
-                    order_id=m[0],
-                    client_id=mrec[1],
-                    owner=m[4],
-                    side=mside,
-                    price=px,
-                    qty=q,
-                    leaves_qty=m[3],
-                    liquidity=_MAKER,
-                    fee=mfee,
-                    trade_id=trade_id,
-                    venue=venue,
-                )
-            )
-            out.append(
-                new_fill(
-                    symbol=sym,
-                    order_id=toid,
-                    client_id=tcid,
-                    owner=towner,
-                    side=tside,
-                    price=px,
-                    qty=q,
-                    leaves_qty=tleaves,
-                    liquidity=_TAKER,
-                    fee=tfee,
-                    trade_id=trade_id,
-                    venue=venue,
-                )
-            )
+            out.append(new_fill(sym, moid, mrec[1], mowner, mside, px, q, m[3], _MAKER, mfee, trade_id, venue))
+            out.append(new_fill(sym, toid, tcid, towner, tside, px, q, tleaves, _TAKER, tfee, trade_id, venue))
             history.append(trade)
             if jtrades is not None:
                 jtrades.append(trade)
@@ -568,8 +498,7 @@ class MatchingEngine:
                     mrec[4].append(("partially_filled", ""))
             else:
                 mrec[4].append(("filled", ""))
-                moid = m[0]  # _close(m), inlined
-                closed[moid] = m
+                closed[moid] = m  # _close(m), inlined
                 closed_ids.append(moid)
                 if mrec[1]:
                     self._close_cid(m, mrec[1])
@@ -635,12 +564,7 @@ class MatchingEngine:
     def _cancel_rejected(self, symbol: str, owner: str | None, client_id: str | None, order_id: int | None,
                          reason: str) -> None:
         ev = CancelRejected(
-            symbol=symbol,
-            order_id=order_id,
-            client_id=client_id or "",
-            owner=owner or "",
-            reason=reason,
-            venue=self.venue,
+            symbol=symbol, order_id=order_id, client_id=client_id or "", owner=owner or "", reason=reason, venue=self.venue
         )
         self._out.append(ev)
         if self.journal is not None:
@@ -681,19 +605,7 @@ class MatchingEngine:
         rec = o[8]
         rec[3] = reason
         rec[4].append(("canceled", reason))
-        ev = new_canceled(
-            symbol=s.inst.symbol,
-            order_id=o[0],
-            client_id=rec[1],
-            owner=o[4],
-            side=_SIDES[o[1]],
-            price=o[2],
-            canceled_qty=q,
-            filled_qty=o[5],
-            status=_CANCELED,
-            reason=reason,
-            venue=self.venue,
-        )
+        ev = new_canceled(s.inst.symbol, o[0], rec[1], o[4], _SIDES[o[1]], o[2], q, o[5], _CANCELED, reason, self.venue)
         self._out.append(ev)
         jr = self.journal
         if jr is not None:
@@ -710,18 +622,52 @@ class MatchingEngine:
         return q
 
     def cancel_all(self, *, owner: str | None = None, symbol: str | None = None, reason: str = "") -> list[CancelResult]:
-        """Cancel every live order of ``owner`` (None: everyone's) on ``symbol`` (None: every symbol)."""
+        """Cancel every live order of ``owner`` (None: everyone's) on ``symbol`` (None: every symbol).
+
+        The bulk path (the kill switch's): each book drops the orders in one pass
+        (:meth:`OrderBook.cancel_all`), then one ``OrderCanceled`` per order is published — in the
+        order the orders entered the book, as one batch on the bus — and the journal records the
+        whole cancel as one entry (see ``Journal.record_bulk_cancel``) instead of a row per order.
+        """
         results: list[CancelResult] = []
         why = reason or "cancel all"
+        life = ("canceled", why)
+        venue = self.venue
+        out = self._out
+        jr = self.journal
+        closed = self._closed
+        closed_ids = self._closed_ids
+        by_client = self._by_client
+        closed_cid = self._closed_cid
+        add = results.append
         for sym, s in self._s.items():
             if symbol is not None and sym != symbol:
                 continue
-            victims = [o for o in s.book.orders.values() if owner is None or o[4] == owner]
-            for o in victims:
-                self._cancel_order(s, o, why)
-                results.append(CancelResult(self.venue, sym, o[0], o[8][1], o[4], True, why))
-            if victims:
-                self._dirty.add(sym)
+            victims, qtys = s.book.cancel_all(owner)
+            if not victims:
+                continue
+            first = len(out)
+            for o, q in zip(victims, qtys):
+                oid = o[0]
+                rec = o[8]
+                cid = rec[1]
+                oowner = o[4]
+                rec[3] = why
+                rec[4].append(life)
+                out.append(new_canceled(sym, oid, cid, oowner, _SIDES[o[1]], o[2], q, o[5], _CANCELED, why, venue))
+                add(new_cancel_result(venue, sym, oid, cid, oowner, True, why))
+                closed[oid] = o  # _close(o), inlined
+                closed_ids.append(oid)
+                if cid:
+                    key = (oowner, cid)
+                    if by_client.get(key) is o:
+                        del by_client[key]
+                    closed_cid[key] = oid
+            if jr is not None:
+                jr.record_bulk_cancel(sym, owner, why, out[first:])
+            self._dirty.add(sym)
+        if len(closed_ids) > self._closed_cap:
+            self._evict()
         self.ops += 1
         self._drain()
         return results
@@ -785,18 +731,7 @@ class MatchingEngine:
         rec[1] = new_cid
         rec[2] = o[5] + qty  # total = what was filled before + the new open quantity
         rec[4].append(("replaced", "" if kept else "lost priority"))
-        ev = OrderReplaced(
-            symbol=symbol,
-            order_id=o[0],
-            client_id=new_cid,
-            orig_client_id=old_cid,
-            owner=o[4],
-            side=_SIDES[o[1]],
-            price=r[2],
-            qty=qty,
-            kept_priority=kept,
-            venue=self.venue,
-        )
+        ev = new_replaced(symbol, o[0], new_cid, old_cid, o[4], _SIDES[o[1]], r[2], qty, kept, self.venue)
         self._out.append(ev)
         jr = self.journal
         if jr is not None:
@@ -813,17 +748,7 @@ class MatchingEngine:
                 reason = rec[3] = book.reason
                 rec[4].append(("canceled", reason))
                 ev2 = new_canceled(
-                    symbol=symbol,
-                    order_id=o[0],
-                    client_id=new_cid,
-                    owner=o[4],
-                    side=_SIDES[o[1]],
-                    price=r[2],
-                    canceled_qty=r[3],
-                    filled_qty=r[5],
-                    status=_CANCELED,
-                    reason=reason,
-                    venue=self.venue,
+                    symbol, o[0], new_cid, o[4], _SIDES[o[1]], r[2], r[3], r[5], _CANCELED, reason, self.venue
                 )
                 self._out.append(ev2)
                 if jr is not None:
@@ -833,7 +758,7 @@ class MatchingEngine:
             jr.orders[o[0]] = r
         self._dirty.add(symbol)
         self._drain()
-        return SubmitResult(o[0], _STATUS[status], reason, r[5], r[3] if status <= 1 else 0)
+        return _new_result(o[0], _STATUS[status], reason, r[5], r[3] if status <= 1 else 0)
 
     # --- queries ------------------------------------------------------------------------------------------
     def open_orders(self, *, owner: str | None = None, symbol: str | None = None) -> list[OpenOrder]:

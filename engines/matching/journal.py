@@ -5,7 +5,9 @@ The engine records synchronously and cheaply, into three in-memory buffers owned
 * ``orders``: order id -> the book's order list, for every order whose state changed (last write wins);
 * ``events``: the lifecycle events it published (accepted, rejected, canceled/expired, replaced,
   cancel-rejected), in publish order;
-* ``trades``: the ``Trade`` events, in trade-id order.
+* ``trades``: the ``Trade`` events, in trade-id order;
+* ``bulk``: one entry per bulk cancel (``engine.cancel_all``, the kill switch's path): the symbol,
+  scope, reason and its ``OrderCanceled`` events.
 
 A writer task wakes when there is something to write, takes a *snapshot* of all three buffers in
 one synchronous step on the event loop (so the snapshot sits exactly between two engine operations),
@@ -14,7 +16,12 @@ trades appended, the id counters in ``meta``. While the thread writes, new opera
 the next batch (group commit).
 
 Tables: ``orders`` (one row per order: its latest state, including resting priority ``prio``),
-``order_events`` (append-only lifecycle log), ``trades`` (append-only), ``meta``.
+``order_events`` (append-only lifecycle log), ``trades`` (append-only), ``meta``, and
+``bulk_cancels`` (append-only): one row per bulk cancel — symbol, owner (NULL: everyone's), reason,
+timestamp, and as JSON arrays in publish order the order ids, their canceled lots and the bus ``seq``
+of each ``OrderCanceled``; the orders' rows are set CANCELED by one set-based ``UPDATE`` in the same
+transaction. A 10,000-order kill is thus two statements, not 20,000 rows (it has to be durable
+within the kill switch's 50 ms).
 
 Restore: the resting orders (status new/partially_filled, leaves > 0) ordered by ``prio`` — the
 book's time priority — and the last ``trade_history`` trades per symbol, plus per-symbol totals and
@@ -40,6 +47,7 @@ If a write fails (disk full, I/O error) the journal marks itself ``failed``, the
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +89,16 @@ CREATE TABLE IF NOT EXISTS trades (
 );
 CREATE INDEX IF NOT EXISTS trades_symbol ON trades (symbol, trade_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS bulk_cancels (
+    id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, symbol TEXT NOT NULL, owner TEXT, reason TEXT NOT NULL,
+    count INTEGER NOT NULL, order_ids TEXT NOT NULL, qtys TEXT NOT NULL, seqs TEXT NOT NULL
+);
 """
+
+_BULK_UPDATE = (
+    "UPDATE orders SET status = 'canceled', leaves = 0, reason = ? "
+    "WHERE order_id IN (SELECT value FROM json_each(?))"
+)
 
 
 class JournalError(RuntimeError):
@@ -135,6 +152,7 @@ class Journal:
         self.orders: dict[int, list[Any]] = {}
         self.events: list[Any] = []
         self.trades: list[Trade] = []
+        self.bulk: list[tuple[str, str | None, str, list[Any]]] = []  # (symbol, owner, reason, events)
         self._db: aiosqlite.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -148,6 +166,7 @@ class Journal:
         self.rows = 0
         self.next_ids = (1, 1, 0)  # (next order id, next trade id, engine operations) as last written
         self.id_source: Any = None  # the engine: read its counters at snapshot time
+        self._json = True  # SQLite has json_each (checked on open)
 
     # --- open / restore -------------------------------------------------------------------------------
     async def open(self) -> Restored:
@@ -158,6 +177,11 @@ class Journal:
         await db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
         await db.executescript(SCHEMA)
         await db.commit()
+        try:  # JSON functions are built into SQLite >= 3.38 (and most builds before)
+            await db.execute("SELECT json_valid('[]')")
+            self._json = True
+        except aiosqlite.OperationalError:
+            self._json = False
         out = Restored()
         async with db.execute(
             "SELECT order_id, symbol, side, type, tif, post_only, price, qty, filled, leaves, status, reason,"
@@ -222,13 +246,34 @@ class Journal:
     # --- writing ----------------------------------------------------------------------------------------
     @property
     def pending(self) -> bool:
-        return bool(self.orders or self.events or self.trades)
+        return bool(self.orders or self.events or self.trades or self.bulk)
 
-    def _snapshot(self) -> tuple[list[Any], list[Any], list[Any], tuple[int, int, int]]:
+    def record_bulk_cancel(self, symbol: str, owner: str | None, reason: str, events: list[Any]) -> None:
+        """A bulk cancel on ``symbol``: ``events`` are its ``OrderCanceled`` (published, or about to
+        be, before the next snapshot). The orders themselves need no ``orders`` entry: their rows are
+        updated in bulk (an order not written yet is in ``orders`` since it was accepted)."""
+        self.bulk.append((symbol, owner, reason, events))
+
+    def _snapshot(self) -> tuple[list[Any], list[Any], list[Any], tuple[int, int, int], list[Any]]:
         """Rows for everything recorded so far, as of now (synchronous: between two operations)."""
         orders, self.orders = self.orders, {}
         events, self.events = self.events, []
         trades, self.trades = self.trades, []
+        bulk, self.bulk = self.bulk, []
+        bulk_rows = []
+        for symbol, owner, reason, evs in bulk:
+            bulk_rows.append(
+                (
+                    evs[0].ts if evs else 0,
+                    symbol,
+                    owner,
+                    reason,
+                    len(evs),
+                    json.dumps([ev.order_id for ev in evs]),
+                    json.dumps([ev.canceled_qty for ev in evs]),
+                    json.dumps([ev.seq for ev in evs]),
+                )
+            )
         order_rows = []
         for oid, o in orders.items():
             rec = o[8]
@@ -276,10 +321,15 @@ class Journal:
         ]
         src = self.id_source
         ids = (src._next_id, src._next_trade, src.ops) if src is not None else self.next_ids
-        return order_rows, event_rows, trade_rows, ids
+        return order_rows, event_rows, trade_rows, ids, bulk_rows
 
     async def _write(
-        self, order_rows: list[Any], event_rows: list[Any], trade_rows: list[Any], ids: tuple[int, int, int]
+        self,
+        order_rows: list[Any],
+        event_rows: list[Any],
+        trade_rows: list[Any],
+        ids: tuple[int, int, int],
+        bulk_rows: list[Any],
     ) -> None:
         db = self._db
         assert db is not None
@@ -293,13 +343,26 @@ class Journal:
             )
         if trade_rows:
             await db.executemany("INSERT INTO trades VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", trade_rows)
+        for row in bulk_rows:  # after the order upserts: an order accepted in this batch has its row
+            await db.execute(
+                "INSERT INTO bulk_cancels (ts, symbol, owner, reason, count, order_ids, qtys, seqs)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                row,
+            )
+            if self._json:
+                await db.execute(_BULK_UPDATE, (row[3], row[5]))
+            else:  # an SQLite without JSON functions: one update per order
+                await db.executemany(
+                    "UPDATE orders SET status = 'canceled', leaves = 0, reason = ? WHERE order_id = ?",
+                    [(row[3], oid) for oid in json.loads(row[5])],
+                )
         await db.executemany(
             "INSERT OR REPLACE INTO meta VALUES (?, ?)",
             [("next_order_id", ids[0]), ("next_trade_id", ids[1]), ("ops", ids[2])],
         )
         await db.commit()
         self.next_ids = ids
-        self.rows += len(order_rows) + len(event_rows) + len(trade_rows)
+        self.rows += len(order_rows) + len(event_rows) + len(trade_rows) + len(bulk_rows)
 
     async def _writer(self) -> None:
         assert self._wake is not None
@@ -379,7 +442,7 @@ class Journal:
             "path": str(self.path),
             "batches": self.batches,
             "rows": self.rows,
-            "backlog": len(self.orders) + len(self.events) + len(self.trades),
+            "backlog": len(self.orders) + len(self.events) + len(self.trades) + len(self.bulk),
             "failed": self.failed,
         }
 

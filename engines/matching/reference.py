@@ -139,6 +139,10 @@ class ReferenceBook:
         o.status = "canceled"
         return q
 
+    def cancel_all(self, owner: str | None = None) -> list[tuple[int, int]]:
+        """Cancel every resting order (of ``owner``; None: all), one by one: [(order id, lots)]."""
+        return [(o.oid, self.cancel(o.oid)) for o in list(self.orders.values()) if owner is None or o.owner == owner]
+
     def replace(self, oid: int, price: int | None, qty: int) -> RefResult | None:
         """None if refused; otherwise the result of the amended order."""
         o = self.orders.get(oid)

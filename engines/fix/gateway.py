@@ -281,7 +281,10 @@ class Gateway(Application):
         self._md_last: dict[str, Depth] = {}
         self._md_scheduled = False
         self._exec_seq = 0
-        self._exec_prefix = f"{self.clock.time_ns() // 1_000_000_000:x}-"
+        # ExecIDs must not repeat across restarts: a client dedupes on them, and a restarted desk's
+        # gateway may replay the previous life's reports (ResendRequest). Microseconds, not seconds: a
+        # desk killed and restarted within a second reused its predecessor's ExecIDs.
+        self._exec_prefix = f"{self.clock.time_ns() // 1_000:x}-"
         self._exec_prefix_b = self._exec_prefix.encode()
         self._formats: dict[str, _Formats] = {}
         self.counts = {

@@ -247,6 +247,12 @@ async def test_venue_open_orders_survive_a_restart_with_their_owners(tmp_path: P
         assert (await d2.router.cancel("loop", "BTC-USD", "a-1", "bot-a")).confirmed
         behind = d2.services["matching"].open_orders(owner="fix:LOOP")
         assert sorted(o.client_id for o in behind) == ["a-2", "b-1"]
+        results = await venue.cancel_all()
+        assert sorted((r.client_id, r.owner, r.confirmed) for r in results) == [
+            ("a-2", "bot-a", True),
+            ("b-1", "bot-b", True),
+        ]
+        assert d2.services["matching"].open_orders(owner="fix:LOOP") == []
     finally:
         await d2.stop()
 
@@ -307,6 +313,26 @@ async def test_venue_falls_back_to_h_when_the_counterparty_refuses_af(tmp_path: 
         assert [o.client_id for o in await venue.open_orders()] == ["h-1"]
         assert venue.mass_status is False and venue.counts["vanished"] == 1
         assert [o.client_id for o in venue.known_orders()] == ["h-1"]
+    finally:
+        await d.stop()
+
+
+async def test_venue_reports_orders_it_did_not_send_unattributed_and_cancels_them(tmp_path: Path) -> None:
+    d = Desk(loop_config(tmp_path)).build(BUILDERS)
+    ev = Events(d, "loop")
+    await d.start()
+    try:
+        venue = d.router.venues["loop"]
+        await _place(d, "bot", "u-1", 120000)
+        await ev.until(1)
+        venue._forget(venue._orders["u-1"])  # as if another process had sent it on this session
+        assert await venue.open_orders(owner="bot") == []  # no bot claims it ...
+        (o,) = await venue.open_orders()  # ... a desk-wide query sees it, owner unknown
+        assert (o.client_id, o.owner, o.qty, o.price) == ("u-1", "", 100, 120000)
+        assert venue.counts["adopted"] == 1
+        (r,) = await venue.cancel_all()
+        assert (r.client_id, r.owner, r.confirmed) == ("u-1", "", True)
+        assert d.services["matching"].open_orders(owner="fix:LOOP") == []
     finally:
         await d.stop()
 

@@ -479,8 +479,21 @@ class FixVenue(Application):
         self.counts["vanished"] += len(gone)
 
     async def cancel_all(self, owner: str | None = None, symbol: str | None = None) -> list[CancelResult]:
-        orders = await self.open_orders(owner, symbol)
-        return list(await asyncio.gather(*(self.cancel(o.symbol, o.client_id, o.owner) for o in orders)))
+        """Cancel what we hold open at once (a kill must not wait for a status round trip), and whatever
+        else the counterparty reports open (a previous life's orders) once it answers. If it cannot
+        answer, the orders we hold are still cancelled; the others stay as unknown as they were."""
+        known = self.known_orders(owner, symbol)
+        asked = {(o.owner, o.client_id) for o in known}
+        first = asyncio.gather(*(self.cancel(o.symbol, o.client_id, o.owner) for o in known))
+        try:
+            reported = await self.open_orders(owner, symbol) if self.connected else []
+        except OrderStatusUnavailable as exc:
+            log.warning("fix venue %s: cancel_all without the counterparty's list: %s", self.name, exc)
+            reported = []
+        results = list(await first)
+        extra = [o for o in reported if (o.owner, o.client_id) not in asked]
+        results += await asyncio.gather(*(self.cancel(o.symbol, o.client_id, o.owner) for o in extra))
+        return results
 
     # --- inbound ------------------------------------------------------------------------------------
     def _reject(self, order: OrderRequest, client_id: str, reason: str) -> None:

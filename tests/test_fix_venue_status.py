@@ -19,7 +19,7 @@ from engines.fix.config import FixConfig
 from engines.fix.events import SessionState
 from engines.fix.message import FixMessage, Message
 from engines.fix.venue import FixVenue, OrderStatusUnavailable
-from engines.orders import Fill, OrderAccepted, OrderRequest, Side
+from engines.orders import Fill, OrderAccepted, OrderCanceled, OrderRequest, Side
 from engines.runtime import Desk
 from tests.test_fix_gateway import BUILDERS, HEADER, TS, connect, desk_config, maker, nos
 
@@ -47,7 +47,7 @@ class Events:
     def __init__(self, desk: Desk, venue: str) -> None:
         self.items: list[Any] = []
         self._arrived = asyncio.Event()
-        for et in (OrderAccepted, Fill):
+        for et in (OrderAccepted, Fill, OrderCanceled):
             desk.bus.subscribe(et, self._on)
         self.venue = venue
 
@@ -333,6 +333,45 @@ async def test_venue_reports_orders_it_did_not_send_unattributed_and_cancels_the
         (r,) = await venue.cancel_all()
         assert (r.client_id, r.owner, r.confirmed) == ("u-1", "", True)
         assert d.services["matching"].open_orders(owner="fix:LOOP") == []
+    finally:
+        await d.stop()
+
+
+async def test_fills_missed_while_disconnected_are_learned_from_status_reports(tmp_path: Path) -> None:
+    d = Desk(loop_config(tmp_path)).build(BUILDERS)
+    ev = Events(d, "loop")
+    await d.start()
+    try:
+        venue, fix, risk = d.router.venues["loop"], d.services["fix"], d.services["risk"]
+        for cid, px in (("p-1", 120000), ("p-2", 120002), ("p-3", 120004)):
+            await _place(d, "bot", cid, px)
+        await ev.until(3)
+        await fix.logout("loop")  # from here the gateway's reports to LOOP are dropped
+        await maker(d, Side.SELL, 30, 120004, "m1")  # p-3: 30
+        await maker(d, Side.SELL, 100, 120002, "m2")  # p-3: 70 (filled), p-2: 30
+        d.services["matching"].cancel("BTC-USD", owner="fix:LOOP", client_id="p-2")  # p-2 canceled, 30 filled
+        await maker(d, Side.SELL, 10, 120000, "m3")  # p-1: 10
+        await fix.reconnect("loop")
+        await venue.session.wait_state(SessionState.ACTIVE)
+        assert len(ev.items) == 3
+
+        (o,) = await venue.open_orders()
+        assert (o.client_id, o.qty, o.filled_qty) == ("p-1", 90, 10)
+        learned = [
+            (type(e).__name__, e.client_id, getattr(e, "qty", None) or getattr(e, "canceled_qty", None),
+             e.price, getattr(e, "leaves_qty", None))
+            for e in ev.items[3:]
+        ]  # fmt: skip
+        assert learned == [
+            ("Fill", "p-1", 10, 120000, 90),  # AF: still open, CumQty 10
+            ("Fill", "p-2", 30, 120002, 70),  # H: canceled after 30 filled ...
+            ("OrderCanceled", "p-2", 70, 120002, None),  # ... and then the rest canceled
+            ("Fill", "p-3", 100, 120004, 0),  # H: filled while we were away
+        ]
+        # Risk sees the bot's true position and open quantity, counted once.
+        assert risk.positions.qty("bot", "BTC-USD") == 140
+        assert risk.orders.open_side_qty("bot", "BTC-USD", Side.BUY) == 90
+        assert [o.client_id for o in venue.known_orders()] == ["p-1"]
     finally:
         await d.stop()
 

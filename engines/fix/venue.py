@@ -104,6 +104,7 @@ class _VenueOrder:
     order_id: int = 0
     remote_id: str = ""
     cum: int = 0
+    notional: int = 0  # ticks x lots of the fills heard (a status report's AvgPx tells the rest)
     status: OrderStatus = OrderStatus.PENDING_NEW
     pending_replace: tuple[str, int | None, int] | None = None  # (new ClOrdID, price, new leaves)
     sent: int = 0  # the venue's send counter when it went out (0: restored from the store, unverified)
@@ -140,7 +141,9 @@ class FixVenue(Application):
         self._by_owner_client: dict[tuple[str, str], _VenueOrder] = {}
         self._remote_ids: dict[str, int] = {}
         self._local_ids = itertools.count(1)
-        self._trade_ids = itertools.count(1)
+        # Fill.trade_id is ours to number; bots dedupe fills on (order_id, trade_id) and order ids outlive
+        # a restart, so the numbering must too: it starts at the clock (microseconds), not at 1.
+        self._trade_ids = itertools.count(self.clock.time_ns() // 1_000)
         self._cancel_seq = itertools.count(1)
         self._cancel_waiters: dict[str, asyncio.Future[CancelResult]] = {}
         self._exec_seen: set[str] = set()
@@ -412,7 +415,18 @@ class FixVenue(Application):
             ) from None
         finally:
             self._mass.pop(req_id, None)
-        self._vanished(symbol, mark, {o.client_id for o in reports})
+        reported = {o.client_id for o in reports}
+        gone = self._not_reported(symbol, mark, reported)
+        if gone:
+            # Closed there while we were not hearing (reports dropped during a disconnect): ask each (H),
+            # so fills we missed are learned from CumQty/AvgPx. Whatever is not answered is dropped below.
+            try:
+                await self._ask_each(gone)
+            except OrderStatusUnavailable as exc:
+                log.warning(
+                    "fix venue %s: final status of %d order(s) unknown: %s", self.name, len(gone), exc
+                )
+        self._vanished(symbol, mark, reported)
         return reports
 
     async def _status_by_order(self, symbol: str | None) -> list[OpenOrder]:
@@ -421,6 +435,10 @@ class FixVenue(Application):
             vo for vo in {id(v): v for v in self._by_owner_client.values()}.values()
             if vo.status.is_open and vo.sent <= mark and (symbol is None or vo.req.symbol == symbol)
         ]  # fmt: skip
+        return await self._ask_each(asked)
+
+    async def _ask_each(self, asked: list[_VenueOrder]) -> list[OpenOrder]:
+        """One OrderStatusRequest (H) per order, all at once; the open ones as reported."""
         loop = asyncio.get_running_loop()
         futs: list[asyncio.Future[OpenOrder | None]] = []
         for vo in asked:
@@ -461,15 +479,18 @@ class FixVenue(Application):
             if not f.done():
                 f.cancel()
 
-    def _vanished(self, symbol: str | None, mark: int, reported: set[str]) -> None:
-        """A complete answer is the truth: what we hold open (sent before the request) and the
-        counterparty did not report is no longer working there (filled or canceled while the reports
-        were not reaching us). Forgotten here; the owner closes its own record on reconciling."""
-        gone = [
+    def _not_reported(self, symbol: str | None, mark: int, reported: set[str]) -> list[_VenueOrder]:
+        return [
             vo for vo in {id(v): v for v in self._by_owner_client.values()}.values()
             if vo.status.is_open and vo.sent <= mark and vo.client_id not in reported
             and (symbol is None or vo.req.symbol == symbol)
         ]  # fmt: skip
+
+    def _vanished(self, symbol: str | None, mark: int, reported: set[str]) -> None:
+        """A complete answer is the truth: what we hold open (sent before the request) and the
+        counterparty did not report is no longer working there (filled or canceled while the reports
+        were not reaching us). Forgotten here; the owner closes its own record on reconciling."""
+        gone = self._not_reported(symbol, mark, reported)
         for vo in gone:
             log.info(
                 "fix venue %s: %s (%s) not open at the counterparty", self.name, vo.client_id, vo.req.owner
@@ -582,6 +603,7 @@ class FixVenue(Application):
             price = self._ticks(inst, msg.get(31)) or 0
             leaves = self._lots(inst, msg.get(151))
             vo.cum += qty
+            vo.notional += price * qty
             vo.qty = vo.cum + leaves
             vo.status = OrderStatus.FILLED if leaves == 0 else OrderStatus.PARTIALLY_FILLED
             fee_raw = msg.get(12)
@@ -678,12 +700,24 @@ class FixVenue(Application):
         closed = _CLOSED_STATUS.get(ord_status)
         leaves = self._lots(inst, msg.get(151))
         cum = self._lots(inst, msg.get(14))
+        mine = vo is not None and vo.status.is_open and vo.client_id == cl and vo.pending_replace is None
+        if mine and vo is not None and cum > vo.cum:
+            self._missed_fill(vo, inst, msg, cum, leaves if closed is None else 0 if closed is OrderStatus.FILLED
+                              else vo.qty - cum)  # fmt: skip
         if closed is not None or leaves <= 0:
-            if vo is not None and vo.status.is_open and vo.client_id == cl and vo.pending_replace is None:
+            if mine and vo is not None and vo.status.is_open:
                 vo.status = closed or OrderStatus.FILLED
-                vo.cum = max(vo.cum, cum)
                 self._forget(vo)
                 self.counts["vanished"] += 1  # closed there while we held it open
+                if vo.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+                    req = vo.req
+                    self.bus.publish(
+                        OrderCanceled(
+                            symbol=req.symbol, order_id=vo.order_id, client_id=vo.client_id, owner=req.owner,
+                            side=req.side, price=vo.price, canceled_qty=max(0, vo.qty - vo.cum), filled_qty=vo.cum,
+                            status=vo.status, reason="closed at the counterparty (order status)", venue=self.name,
+                        )
+                    )  # fmt: skip
             return None
         price = self._ticks(inst, msg.get(44))
         remote = msg.get_str(37, "") or ""
@@ -722,6 +756,37 @@ class FixVenue(Application):
             vo.price = price
         vo.status = OrderStatus.NEW if cum == 0 else OrderStatus.PARTIALLY_FILLED
         return self._open_order(vo)
+
+    def _missed_fill(self, vo: _VenueOrder, inst: Instrument, msg: FixMessage, cum: int, leaves: int) -> None:
+        """The counterparty's CumQty is ahead of the fills we heard (their reports were lost while we were
+        away): one Fill for the difference at the price AvgPx implies for it. Fee and liquidity are not
+        in a status report: fee 0, maker (the order was resting)."""
+        qty = cum - vo.cum
+        try:
+            avg = Decimal((msg.get(6) or b"0").decode())
+        except InvalidOperation:
+            avg = Decimal(0)
+        price = vo.price or 0
+        if avg > 0:
+            total = avg / inst.tick_size * cum  # ticks x lots of every fill of the order
+            price = int((total - vo.notional) / qty + Decimal("0.5"))
+        remote = msg.get_str(37, "") or ""
+        if remote and remote != "NONE":
+            vo.remote_id = remote
+            vo.order_id = self._order_id(remote)
+        vo.cum = cum
+        vo.notional += price * qty
+        self.counts["fills"] += 1
+        req = vo.req
+        log.warning("fix venue %s: %s learned of %d lot(s) filled from an order status report", self.name,
+                    vo.client_id, qty)  # fmt: skip
+        self.bus.publish(
+            Fill(
+                symbol=req.symbol, order_id=vo.order_id, client_id=vo.client_id, owner=req.owner, side=req.side,
+                price=price, qty=qty, leaves_qty=max(0, leaves), liquidity=Liquidity.MAKER, fee=0.0,
+                trade_id=next(self._trade_ids), venue=self.name,
+            )
+        )  # fmt: skip
 
     def _business_reject(self, msg: FixMessage) -> None:
         if msg.get(372) != b"AF":

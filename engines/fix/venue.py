@@ -108,6 +108,7 @@ class _VenueOrder:
     status: OrderStatus = OrderStatus.PENDING_NEW
     pending_replace: tuple[str, int | None, int] | None = None  # (new ClOrdID, price, new leaves)
     sent: int = 0  # the venue's send counter when it went out (0: restored from the store, unverified)
+    baseline: bool = True  # False: restored, its CumQty before the restart unknown until a report says it
 
     @property
     def leaves(self) -> int:
@@ -175,7 +176,7 @@ class FixVenue(Application):
                 symbol=row.symbol, side=side, qty=row.qty, price=row.price, client_id=row.cl_ord_id,
                 owner=row.owner, venue=self.name,
             )  # fmt: skip
-            vo = _VenueOrder(req, row.cl_ord_id, row.price, row.qty, status=OrderStatus.NEW)
+            vo = _VenueOrder(req, row.cl_ord_id, row.price, row.qty, status=OrderStatus.NEW, baseline=False)
             self._orders[row.cl_ord_id] = vo
             self._by_owner_client[(row.owner, row.cl_ord_id)] = vo
             n += 1
@@ -604,6 +605,8 @@ class FixVenue(Application):
             leaves = self._lots(inst, msg.get(151))
             vo.cum += qty
             vo.notional += price * qty
+            if not vo.baseline and msg.get(14):  # restored: the report's CumQty includes the earlier fills
+                vo.cum, vo.baseline = self._lots(inst, msg.get(14)), True
             vo.qty = vo.cum + leaves
             vo.status = OrderStatus.FILLED if leaves == 0 else OrderStatus.PARTIALLY_FILLED
             fee_raw = msg.get(12)
@@ -701,6 +704,10 @@ class FixVenue(Application):
         leaves = self._lots(inst, msg.get(151))
         cum = self._lots(inst, msg.get(14))
         mine = vo is not None and vo.status.is_open and vo.client_id == cl and vo.pending_replace is None
+        if mine and vo is not None and not vo.baseline:
+            # Restored from the store: what it had filled before the restart is not known here (the owner's
+            # own records have those fills), so the first report sets the baseline; no fill is invented.
+            vo.cum, vo.notional, vo.baseline = cum, (vo.price or 0) * cum, True
         if mine and vo is not None and cum > vo.cum:
             self._missed_fill(vo, inst, msg, cum, leaves if closed is None else 0 if closed is OrderStatus.FILLED
                               else vo.qty - cum)  # fmt: skip

@@ -43,6 +43,7 @@ _NEEDLES: dict[int, bytes] = {t: b"\x01%d=" % t for t in range(1, 1200)}
 #: "tag=" prefixes for encoding; session header tags are absent on purpose (see Message.body).
 _TAGEQ: dict[int, bytes] = {t: b"%d=" % t for t in range(1, 10_000) if t not in SESSION_HEADER_TAGS}
 _FIELD_RE = re.compile(rb"(\d+)=([^\x01]*)\x01")
+_TAG_INT: dict[bytes, int] = {b"%d" % t: t for t in range(10_000)}
 
 
 def _needle(tag: int) -> bytes:
@@ -168,7 +169,7 @@ class FixMessage:
         """Every field in wire order as (tag, value), header and trailer included."""
         p = self._pairs
         if p is None:
-            p = self._pairs = [(int(t), v) for t, v in _FIELD_RE.findall(self.raw)]
+            p = self._pairs = split_fields(self.raw)
         return p
 
     def repeated_tags(self) -> list[int]:
@@ -193,6 +194,27 @@ class FixMessage:
 
     def __repr__(self) -> str:
         return f"FixMessage({mask(self.raw)})"
+
+
+def _not_a_field() -> int:
+    raise KeyError
+
+
+def split_fields(raw: bytes) -> list[tuple[int, bytes]]:
+    """(tag, value) of every ``tag=value<SOH>`` field, as ``_FIELD_RE.findall`` would give them.
+
+    Fast path: split on SOH and look the tag texts up in a table (cheaper than ``int`` per field); any
+    piece that is not a canonical ``tag=`` field (no ``=``, empty, leading zero, odd tag, no final
+    SOH) falls back to the regex, which skips such text.
+    """
+    parts = [f.partition(b"=") for f in raw.split(b"\x01")]
+    try:
+        if parts.pop()[0]:
+            raise KeyError
+        tags = _TAG_INT
+        return [(tags[t], v) for t, e, v in parts if e or _not_a_field()]
+    except KeyError:
+        return [(int(t), v) for t, v in _FIELD_RE.findall(raw)]
 
 
 def parse(raw: bytes) -> FixMessage:

@@ -128,24 +128,29 @@ async def test_bulk_cancel_is_one_journal_entry_and_survives_restart(tmp_path: P
     assert [(r.order_id, r.client_id, r.confirmed) for r in res] == [(1, "a1", True), (4, "a2", True)]
     e1.submit(lim(Side.BUY, 990, 6, "a", "a3"))  # after the bulk cancel, same batch: stays live
     await e1.flush()
-    with sqlite3.connect(db) as con:
+    with sqlite3.connect(db) as con:  # acknowledged = the bulk row is committed
         rows = con.execute("SELECT symbol, owner, reason, count, order_ids, qtys FROM bulk_cancels").fetchall()
         assert rows == [(SYMBOL, "a", "kill", 2, "[1, 4]", "[3, 7]")]
         seqs = con.execute("SELECT seqs FROM bulk_cancels").fetchone()[0]
         assert len(set(json.loads(seqs))) == 2  # each OrderCanceled's own bus seq
-        states = dict(con.execute("SELECT order_id, status || ':' || leaves || ':' || reason FROM orders"))
-        assert states == {
-            1: "canceled:0:kill", 2: "new:4:", 3: "filled:0:", 4: "canceled:0:kill", 5: "new:1:", 6: "new:6:"
-        }
-    await e1.stop()
-    e2 = make_engine(Bus(ManualClock()), Journal(db))
-    await e2.start()
-    try:
-        assert [(o[0], o[5], o[6]) for o in book_state(e2)] == [(0, "a", "a3"), (0, "c", "c1"), (1, "b", "b1")]
-        view = e2.order(SYMBOL, owner="a", client_id="a1")
-        assert view is None  # closed before the restart: only resting orders come back
-    finally:
-        await e2.stop()
+    await e1.stop()  # the orders' rows are updated once nothing waits (at the latest on close)
+    final = {1: "canceled:0:kill", 2: "new:4:", 3: "filled:0:", 4: "canceled:0:kill", 5: "new:1:", 6: "new:6:"}
+    with sqlite3.connect(db) as con:
+        assert dict(con.execute("SELECT order_id, status || ':' || leaves || ':' || reason FROM orders")) == final
+        assert con.execute("SELECT applied FROM bulk_cancels").fetchall() == [(1,)]
+        # as if the process died between committing the bulk row and updating the orders' rows
+        con.execute("UPDATE orders SET status = 'new', leaves = 3, reason = '' WHERE order_id = 1")
+        con.execute("UPDATE bulk_cancels SET applied = 0")
+    for _ in range(2):
+        e2 = make_engine(Bus(ManualClock()), Journal(db))
+        await e2.start()
+        try:
+            assert [(o[0], o[5], o[6]) for o in book_state(e2)] == [(0, "a", "a3"), (0, "c", "c1"), (1, "b", "b1")]
+            assert e2.order(SYMBOL, owner="a", client_id="a1") is None  # closed: only resting orders come back
+        finally:
+            await e2.stop()
+        with sqlite3.connect(db) as con:
+            assert dict(con.execute("SELECT order_id, status || ':' || leaves || ':' || reason FROM orders")) == final
 
 
 def replay(ops: int, seed: int) -> tuple[MatchingEngine, list[Trade]]:

@@ -647,24 +647,29 @@ class MatchingEngine:
             if not victims:
                 continue
             first = len(out)
+            ids = [o[0] for o in victims]
+            with_cid = []
             for o, q in zip(victims, qtys):
-                oid = o[0]
                 rec = o[8]
                 cid = rec[1]
                 oowner = o[4]
                 rec[3] = why
                 rec[4].append(life)
+                oid = o[0]
                 out.append(new_canceled(sym, oid, cid, oowner, _SIDES[o[1]], o[2], q, o[5], _CANCELED, why, venue))
                 add(new_cancel_result(venue, sym, oid, cid, oowner, True, why))
-                closed[oid] = o  # _close(o), inlined
-                closed_ids.append(oid)
                 if cid:
-                    key = (oowner, cid)
-                    if by_client.get(key) is o:
-                        del by_client[key]
-                    closed_cid[key] = oid
+                    with_cid.append(o)
+            # _close(o) for each, in bulk: a live order's (owner, client id) maps to it
+            closed.update(zip(ids, victims))
+            closed_ids.extend(ids)
+            for o in with_cid:
+                key = (o[4], o[8][1])
+                if by_client.get(key) is o:
+                    del by_client[key]
+                closed_cid[key] = o[0]
             if jr is not None:
-                jr.record_bulk_cancel(sym, owner, why, out[first:])
+                jr.record_bulk_cancel(sym, owner, why, ids, qtys, out[first:])
             self._dirty.add(sym)
         if len(closed_ids) > self._closed_cap:
             self._evict()

@@ -19,9 +19,11 @@ Tables: ``orders`` (one row per order: its latest state, including resting prior
 ``order_events`` (append-only lifecycle log), ``trades`` (append-only), ``meta``, and
 ``bulk_cancels`` (append-only): one row per bulk cancel — symbol, owner (NULL: everyone's), reason,
 timestamp, and as JSON arrays in publish order the order ids, their canceled lots and the bus ``seq``
-of each ``OrderCanceled``; the orders' rows are set CANCELED by one set-based ``UPDATE`` in the same
-transaction. A 10,000-order kill is thus two statements, not 20,000 rows (it has to be durable
-within the kill switch's 50 ms).
+of each ``OrderCanceled``. A 10,000-order kill is thus one row, not 20,000 (it has to be durable
+within the kill switch's 50 ms). The row *is* the durable record of the cancels: the orders' own rows
+are set CANCELED afterwards, by one set-based ``UPDATE`` in a transaction of its own once nothing is
+waiting to be acknowledged (``applied`` = 1 then); a journal opened with unapplied rows (a crash in
+between) applies them before restoring, so a bulk-canceled order is never restored.
 
 Restore: the resting orders (status new/partially_filled, leaves > 0) ordered by ``prio`` — the
 book's time priority — and the last ``trade_history`` trades per symbol, plus per-symbol totals and
@@ -49,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,7 +94,8 @@ CREATE INDEX IF NOT EXISTS trades_symbol ON trades (symbol, trade_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS bulk_cancels (
     id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, symbol TEXT NOT NULL, owner TEXT, reason TEXT NOT NULL,
-    count INTEGER NOT NULL, order_ids TEXT NOT NULL, qtys TEXT NOT NULL, seqs TEXT NOT NULL
+    count INTEGER NOT NULL, order_ids TEXT NOT NULL, qtys TEXT NOT NULL, seqs TEXT NOT NULL,
+    applied INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -152,7 +156,8 @@ class Journal:
         self.orders: dict[int, list[Any]] = {}
         self.events: list[Any] = []
         self.trades: list[Trade] = []
-        self.bulk: list[tuple[str, str | None, str, list[Any]]] = []  # (symbol, owner, reason, events)
+        # (symbol, owner, reason, order ids, canceled lots, the OrderCanceled events)
+        self.bulk: list[tuple[str, str | None, str, list[int], list[int], list[Any]]] = []
         self._db: aiosqlite.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -167,6 +172,7 @@ class Journal:
         self.next_ids = (1, 1, 0)  # (next order id, next trade id, engine operations) as last written
         self.id_source: Any = None  # the engine: read its counters at snapshot time
         self._json = True  # SQLite has json_each (checked on open)
+        self._unapplied = False  # bulk cancels committed whose orders' rows are not updated yet
 
     # --- open / restore -------------------------------------------------------------------------------
     async def open(self) -> Restored:
@@ -177,11 +183,16 @@ class Journal:
         await db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
         await db.executescript(SCHEMA)
         await db.commit()
+        async with db.execute("PRAGMA table_info(bulk_cancels)") as cur:
+            if "applied" not in [r[1] for r in await cur.fetchall()]:  # a journal from before that column
+                await db.execute("ALTER TABLE bulk_cancels ADD COLUMN applied INTEGER NOT NULL DEFAULT 0")
+                await db.commit()
         try:  # JSON functions are built into SQLite >= 3.38 (and most builds before)
             await db.execute("SELECT json_valid('[]')")
             self._json = True
         except aiosqlite.OperationalError:
             self._json = False
+        await self._apply_bulk()  # bulk cancels committed before a crash, not yet applied to their orders
         out = Restored()
         async with db.execute(
             "SELECT order_id, symbol, side, type, tif, post_only, price, qty, filled, leaves, status, reason,"
@@ -248,11 +259,34 @@ class Journal:
     def pending(self) -> bool:
         return bool(self.orders or self.events or self.trades or self.bulk)
 
-    def record_bulk_cancel(self, symbol: str, owner: str | None, reason: str, events: list[Any]) -> None:
-        """A bulk cancel on ``symbol``: ``events`` are its ``OrderCanceled`` (published, or about to
-        be, before the next snapshot). The orders themselves need no ``orders`` entry: their rows are
-        updated in bulk (an order not written yet is in ``orders`` since it was accepted)."""
-        self.bulk.append((symbol, owner, reason, events))
+    def record_bulk_cancel(
+        self, symbol: str, owner: str | None, reason: str, order_ids: list[int], qtys: list[int], events: list[Any]
+    ) -> None:
+        """A bulk cancel on ``symbol``: the orders and their canceled lots, and its ``OrderCanceled``
+        events (published, or about to be, before the next snapshot, which reads their ``seq``). The
+        orders need no ``orders`` entry: their rows are updated in bulk (an order not written yet is in
+        ``orders`` since it was accepted, and its row is written with its state at snapshot time)."""
+        self.bulk.append((symbol, owner, reason, order_ids, qtys, events))
+
+    async def _apply_bulk(self) -> None:
+        """Set the orders of every committed, unapplied bulk cancel CANCELED (one transaction)."""
+        db = self._db
+        assert db is not None
+        async with db.execute("SELECT id, reason, order_ids FROM bulk_cancels WHERE applied = 0") as cur:
+            todo = list(await cur.fetchall())
+        if not todo:
+            return
+        for bulk_id, reason, order_ids in todo:
+            if self._json:
+                await db.execute(_BULK_UPDATE, (reason, order_ids))
+            else:  # an SQLite without JSON functions: one update per order
+                await db.executemany(
+                    "UPDATE orders SET status = 'canceled', leaves = 0, reason = ? WHERE order_id = ?",
+                    [(reason, oid) for oid in json.loads(order_ids)],
+                )
+            await db.execute("UPDATE bulk_cancels SET applied = 1 WHERE id = ?", (bulk_id,))
+        await db.commit()
+        self._unapplied = False
 
     def _snapshot(self) -> tuple[list[Any], list[Any], list[Any], tuple[int, int, int], list[Any]]:
         """Rows for everything recorded so far, as of now (synchronous: between two operations)."""
@@ -261,17 +295,17 @@ class Journal:
         trades, self.trades = self.trades, []
         bulk, self.bulk = self.bulk, []
         bulk_rows = []
-        for symbol, owner, reason, evs in bulk:
+        for symbol, owner, reason, order_ids, qtys, evs in bulk:
             bulk_rows.append(
                 (
                     evs[0].ts if evs else 0,
                     symbol,
                     owner,
                     reason,
-                    len(evs),
-                    json.dumps([ev.order_id for ev in evs]),
-                    json.dumps([ev.canceled_qty for ev in evs]),
-                    json.dumps([ev.seq for ev in evs]),
+                    len(order_ids),
+                    json.dumps(order_ids),
+                    json.dumps(qtys),
+                    json.dumps(list(map(_seq_of, evs))),
                 )
             )
         order_rows = []
@@ -343,19 +377,13 @@ class Journal:
             )
         if trade_rows:
             await db.executemany("INSERT INTO trades VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", trade_rows)
-        for row in bulk_rows:  # after the order upserts: an order accepted in this batch has its row
-            await db.execute(
+        if bulk_rows:  # the orders' rows are updated later (_apply_bulk): not on the acknowledgement path
+            await db.executemany(
                 "INSERT INTO bulk_cancels (ts, symbol, owner, reason, count, order_ids, qtys, seqs)"
                 " VALUES (?,?,?,?,?,?,?,?)",
-                row,
+                bulk_rows,
             )
-            if self._json:
-                await db.execute(_BULK_UPDATE, (row[3], row[5]))
-            else:  # an SQLite without JSON functions: one update per order
-                await db.executemany(
-                    "UPDATE orders SET status = 'canceled', leaves = 0, reason = ? WHERE order_id = ?",
-                    [(row[3], oid) for oid in json.loads(row[5])],
-                )
+            self._unapplied = True
         await db.executemany(
             "INSERT OR REPLACE INTO meta VALUES (?, ?)",
             [("next_order_id", ids[0]), ("next_trade_id", ids[1]), ("ops", ids[2])],
@@ -368,6 +396,15 @@ class Journal:
         assert self._wake is not None
         while True:
             if not self.pending:
+                if self._unapplied:  # housekeeping, once nothing waits to be acknowledged
+                    try:
+                        await self._apply_bulk()
+                    except Exception as exc:
+                        self.failed = f"{type(exc).__name__}: {exc}"
+                        log.exception("matching journal bulk update failed; orders are no longer acknowledged")
+                        self._release(JournalError(self.failed))
+                        return
+                    continue
                 if self._closing:
                     return
                 self._wake.clear()
@@ -445,6 +482,9 @@ class Journal:
             "backlog": len(self.orders) + len(self.events) + len(self.trades) + len(self.bulk),
             "failed": self.failed,
         }
+
+
+_seq_of = operator.attrgetter("seq")
 
 
 def _event_row(ev: Any) -> tuple[Any, ...]:

@@ -439,3 +439,13 @@ def test_gated_upstream_only_for_the_desks_own_loopback() -> None:
     counterpart = {"name": "loop-acc", "role": "acceptor", "sender_comp_id": "OPDESK", "target_comp_id": "LOOP"}
     assert FixConfig(sessions=[loop, {**counterpart, "gated_upstream": True}]).upstream_gated_owners() == {"fix:LOOP"}
     assert FixConfig(sessions=[loop, {**counterpart, "gated_upstream": False}]).upstream_gated_owners() == set()
+
+
+def test_fill_trade_ids_come_from_the_exec_id_in_every_process() -> None:
+    # A fill replayed after a restart (ResendRequest) must carry the trade id it had before, so a bot's
+    # P&L, which dedupes on (order_id, trade_id), counts it once.
+    from engines.bus import Bus
+
+    a, b = (FixVenue("v", bus=Bus(), instruments={}) for _ in range(2))
+    assert a._trade_id(b"6b0247a7a1b2-12") == b._trade_id(b"6b0247a7a1b2-12") != a._trade_id(b"6b0247a7a1b2-13")
+    assert 0 <= a._trade_id(b"x") < 1 << 56

@@ -31,6 +31,7 @@ cancels them, no bot adopts them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import sqlite3
@@ -559,6 +560,14 @@ class FixVenue(Application):
         except (InvalidOperation, ValueError):
             return None
 
+    def _trade_id(self, exec_id: bytes | None) -> int:
+        """A fill's trade id from the counterparty's ExecID, the same in every process: a report replayed
+        after a restart (ResendRequest) that this process cannot know it saw yields the same
+        (order_id, trade_id) pair, which the bots' P&L deduplicates. 56 bits: an SQLite integer."""
+        if not exec_id:
+            return next(self._trade_ids)
+        return int.from_bytes(hashlib.blake2b(exec_id, digest_size=7).digest(), "big")
+
     def _duplicate(self, exec_id: str) -> bool:
         if not exec_id:
             return False
@@ -619,7 +628,7 @@ class FixVenue(Application):
                     symbol=req.symbol, order_id=vo.order_id, client_id=vo.client_id, owner=req.owner, side=req.side,
                     price=price, qty=qty, leaves_qty=leaves,
                     liquidity=Liquidity.MAKER if msg.get(851) == b"1" else Liquidity.TAKER,
-                    fee=fee, trade_id=next(self._trade_ids), venue=self.name,
+                    fee=fee, trade_id=self._trade_id(msg.get(17)), venue=self.name,
                 )
             )  # fmt: skip
             if leaves == 0:

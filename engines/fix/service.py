@@ -143,6 +143,9 @@ class FixService:
                     # ClOrdID -> owner, durable: a restarted desk attributes the counterparty's reports
                     store=VenueOrderStore(self.dir / f"venue-{vname}.sqlite") if cfg.store == "sqlite" else None,
                 )  # fmt: skip
+                # Its orders of before a restart, known (unverified) from build on: engines that start
+                # before FIX (the kill switch's latched sweep, grid bots) can see them in known_orders().
+                venue.restore()
                 self.venues[venue.name] = venue
                 desk.router.add_venue(venue)
                 app = venue
@@ -190,8 +193,6 @@ class FixService:
 
     async def start(self) -> None:
         await self.store.open()
-        for venue in self.venues.values():
-            venue.restore()
         if self.acceptor is not None:
             await self.acceptor.start()
         for initiator in self.initiators.values():

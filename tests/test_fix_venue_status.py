@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from engines.config import DeskConfig
 from engines.fix.config import FixConfig
+from engines.fix.errors import IncorrectTagValue
 from engines.fix.events import SessionState
 from engines.fix.message import FixMessage, Message
 from engines.fix.venue import FixVenue, OrderStatusUnavailable
@@ -316,6 +317,30 @@ async def test_venue_falls_back_to_h_when_the_counterparty_refuses_af(tmp_path: 
         assert [o.client_id for o in await venue.open_orders()] == ["h-1"]
         assert venue.mass_status is False and venue.counts["vanished"] == 1
         assert [o.client_id for o in venue.known_orders()] == ["h-1"]
+    finally:
+        await d.stop()
+
+
+async def test_venue_falls_back_to_h_on_a_session_reject_of_af(tmp_path: Path) -> None:
+    # A counterparty whose dictionary lacks AF answers with a session-level Reject (35=3 372=AF).
+    d = Desk(loop_config(tmp_path)).build(BUILDERS)
+    ev = Events(d, "loop")
+    await d.start()
+    try:
+        venue = d.router.venues["loop"]
+        await _place(d, "bot", "s-1", 120000)
+        await ev.until(1)
+        gateway = d.services["fix"].gateway
+        real = gateway.from_app
+
+        def reject_af(msg: FixMessage, session: Any) -> Any:
+            if msg.msg_type == "AF":
+                raise IncorrectTagValue(585)  # the session answers 35=3 373=5 371=585 372=AF
+            return real(msg, session)
+
+        gateway.from_app = reject_af  # type: ignore[method-assign]
+        assert [o.client_id for o in await venue.open_orders()] == ["s-1"]
+        assert venue.mass_status is False
     finally:
         await d.stop()
 

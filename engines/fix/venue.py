@@ -214,6 +214,10 @@ class FixVenue(Application):
             self._business_reject(msg)
         # Market data and anything else the counterparty sends are not the venue's business.
 
+    def from_admin(self, msg: FixMessage, session: Session) -> None:
+        if msg.msg_type == "3" and msg.get(372) == b"AF":
+            self._business_reject(msg)  # a session-level Reject of AF (a dictionary without it): refused too
+
     def on_logout(self, session: Session) -> None:
         # Answers still due will not come on this connection: the callers learn it now, not at timeout.
         exc = OrderStatusUnavailable(f"FIX venue {self.name}: session logged out before the status answer")

@@ -154,9 +154,9 @@ class SqliteStore:
     ``synchronous=NORMAL`` is a write to the WAL file without fsync (tens of µs for a batch of 50
     messages). Doing it in the event loop removes a thread hop per batch whose latency (the worker has
     to win the GIL from a busy loop several times) dominated the round trip. What can take long — the
-    WAL checkpoint, which fsyncs, and reading stored messages back for a resend — runs on aiosqlite's
-    thread: the writer has auto-checkpointing off, and a PASSIVE checkpoint is started in the
-    background after every ``checkpoint_bytes`` written.
+    WAL checkpoint, which fsyncs, and reading stored messages back for a resend — runs off the loop:
+    resends read through aiosqlite; the writer has auto-checkpointing off, and a PASSIVE checkpoint runs
+    on a worker thread (a connection of its own) after every ``checkpoint_bytes`` written.
     """
 
     def __init__(self, path: str | Path, *, checkpoint_bytes: int = 8 << 20) -> None:
@@ -166,6 +166,7 @@ class SqliteStore:
         self._w: sqlite3.Connection | None = None
         self._unckpt = 0
         self._ckpt_task: asyncio.Task[None] | None = None
+        self._ckpt_conn: sqlite3.Connection | None = None
         self.saves = 0
         self.checkpoints = 0
 
@@ -191,6 +192,9 @@ class SqliteStore:
         if task is not None and not task.done():
             with contextlib.suppress(Exception):
                 await task
+        if self._ckpt_conn is not None:
+            c, self._ckpt_conn = self._ckpt_conn, None
+            c.close()
         if self._w is not None:
             w, self._w = self._w, None
             w.close()
@@ -243,10 +247,17 @@ class SqliteStore:
     async def _checkpoint(self) -> None:
         """Copy the WAL into the database (fsync) off the event loop; PASSIVE never blocks the writer."""
         try:
-            await self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            await asyncio.to_thread(self._checkpoint_sync)
             self.checkpoints += 1
         except Exception as exc:  # a failed checkpoint loses nothing (the WAL keeps it); next one retries
             log.warning("FIX store %s: WAL checkpoint failed: %s", self.path, exc)
+
+    def _checkpoint_sync(self) -> None:
+        # A connection of its own: on the reader's, a resend's open SELECT would make it fail (LOCKED).
+        # Used by one checkpoint at a time (``_ckpt_task``), from a worker thread.
+        if self._ckpt_conn is None:
+            self._ckpt_conn = sqlite3.connect(self.path, check_same_thread=False)
+        self._ckpt_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     async def messages(self, session: str, begin: int, end: int) -> list[tuple[int, bytes]]:
         async with self._conn().execute(

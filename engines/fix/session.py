@@ -72,6 +72,9 @@ __all__ = ["Session", "SessionID", "SessionSettings", "SessionState", "Validator
 
 log = logging.getLogger(__name__)
 
+#: MsgType texts as bytes (the common ones; others are encoded per message).
+_MT_BYTES = {t: t.encode() for t in ("0", "1", "2", "3", "4", "5", "A", "j", "D", "F", "G", "H", "8", "9", "V", "W",
+                                     "X", "Y", "AE", "AF", "AR", "BE", "BF")}
 #: Queued out-of-order messages kept per session while a gap is being filled.
 MAX_QUEUED = 10_000
 #: Longest time an advanced inbound sequence number waits to be saved when nothing is sent.
@@ -163,6 +166,8 @@ class Session:
         # What the peer's 49/56 must be, as whole fields, for a substring test on the raw message.
         self._hdr_begin = b"8=%s\x019=" % self._begin
         self._hdr_ids = b"\x0149=%s\x0156=%s\x0134=" % (self._sender, self._target)
+        # BodyLength of the header's constant bytes: "35=" + 49/56/"34=" + SOH "52=" + SOH after it.
+        self._hdr_fixed_len = 3 + len(self._hdr_ids) + 4 + 1
         self._in_sender = b"\x0149=%s\x01" % self._target
         self._in_target = b"\x0156=%s\x01" % self._sender
         self._last_st: tuple[bytes | None, int] = (None, 0)
@@ -267,7 +272,11 @@ class Session:
             self.app.to_app(msg, self)
         except DoNotSend:
             return 0
-        return self._queue(msg.msg_type.encode("latin-1"), msg.body(), True)
+        mt = msg.msg_type
+        mt_b = _MT_BYTES.get(mt)
+        if mt_b is None:
+            mt_b = mt.encode("latin-1")
+        return self._queue(mt_b, msg.body(), True)
 
     async def send(self, msg: Message | Any) -> int:
         """Queue an application message and wait until it is stored and written; returns MsgSeqNum."""
@@ -473,10 +482,13 @@ class Session:
     def _queue(self, msg_type: bytes, body: bytes, store: bool, extra_header: bytes = b"") -> int:
         seq = self.next_sender_seq
         self.next_sender_seq = seq + 1
-        # Same bytes as message.encode, with the constant header parts prepared once per session.
-        rest = b"".join((b"35=", msg_type, self._hdr_ids, b"%d" % seq, b"\x0152=",
-                         utc_timestamp(self.clock.time_ns()), b"\x01", extra_header, body))
-        msg = b"".join((self._hdr_begin, b"%d" % len(rest), b"\x01", rest))
+        # Same bytes as message.encode, with the constant header parts prepared once per session and
+        # BodyLength added up from the parts (one join, no intermediate copy).
+        seq_b = b"%d" % seq
+        st = utc_timestamp(self.clock.time_ns())
+        length = self._hdr_fixed_len + len(msg_type) + len(seq_b) + len(st) + len(extra_header) + len(body)
+        msg = b"".join((self._hdr_begin, b"%d" % length, b"\x0135=", msg_type, self._hdr_ids, seq_b, b"\x0152=",
+                        st, b"\x01", extra_header, body))
         raw = b"%s10=%03d\x01" % (msg, sum(msg) & 255)
         if store:
             self._to_store.append((seq, raw))

@@ -142,3 +142,41 @@ async def test_market_maker_on_fix_venue_reconciles_after_sigkill(tmp_path: Path
     finally:
         await desk.stop()
     assert _resting(desk) == set()  # the stopping bot took its quotes down, over FIX
+
+
+async def test_reconcile_ignores_orders_sent_while_the_venue_was_answering() -> None:
+    # An asynchronous venue answers from a snapshot taken when it was asked; the bot's sender may send
+    # (and hear the acceptance of) an order before the answer is processed. That order is not closed.
+    import asyncio
+
+    from engines.venue import OpenOrder
+    from tests.test_mm_bot import Rig
+
+    rig = Rig(levels=1)
+    bot, venue = rig.bot, rig.venue
+    await bot.start()
+    rig.tick(65000.0)
+    await bot.step()
+    await bot.pump()  # bid and ask rest
+    rig.tick(66000.0)
+    await bot.step()  # requote: cancels queued, two new orders IDLE in the limiter
+    asked, release = asyncio.Event(), asyncio.Event()
+    plain = venue.open_orders
+
+    async def slow_open_orders(owner: str | None = None, symbol: str | None = None) -> list[OpenOrder]:
+        snapshot = await plain(owner, symbol)  # the venue's state when the question arrives
+        asked.set()
+        await release.wait()
+        return snapshot
+
+    venue.open_orders = slow_open_orders  # type: ignore[method-assign]
+    task = asyncio.create_task(bot.reconcile("periodic"))
+    await asyncio.wait_for(asked.wait(), 5)
+    await rig.drain()  # meanwhile the sender cancels the old quotes and sends the new ones: accepted
+    new = {o.client_id for o in bot.oms.live() if o.state is OrderState.WORKING}
+    assert len(new) == 2 and new <= set(venue.open)
+    release.set()
+    counts = await asyncio.wait_for(task, 5)
+    assert counts["closed"] == 0
+    assert {o.client_id for o in bot.oms.live()} == new == set(venue.open)
+    await bot.stop()

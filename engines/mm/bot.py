@@ -247,6 +247,10 @@ class MarketMaker:
             return {}
         if self._start_pending:
             why = "start"
+        # Orders not sent yet: if the sender sends one while we wait for an asynchronous venue's answer,
+        # it went out after the question, so its absence from the answer says nothing.
+        before = {o.client_id for o in self.oms.live()}
+        unsent = {o.client_id for o in self.oms.live() if o.state is OrderState.IDLE}
         try:
             # An asynchronous venue (FIX) asks its counterparty: this may take a round trip, or fail.
             listed = await venue.open_orders(owner=self.name, symbol=self.cfg.symbol)
@@ -280,6 +284,8 @@ class MarketMaker:
                 counts["kept"] += 1
             elif o.state is OrderState.IDLE and o.client_id in queued:
                 continue  # not sent yet: the limiter will send it
+            elif (o.client_id in unsent and o.state is not OrderState.IDLE) or o.client_id not in before:
+                continue  # sent (or created) while the venue was answering: the answer predates it
             elif why != "start" and o.state is OrderState.PENDING_NEW and self.clock.monotonic() - o.created < 10.0:
                 continue  # in flight to an asynchronous venue: its answer is still due
             else:

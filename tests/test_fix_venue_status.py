@@ -30,6 +30,18 @@ def status_body(msg: FixMessage) -> list[tuple[int, str]]:
     return [(t, v.decode()) for t, v in msg.pairs() if t not in HEADER]
 
 
+def sent_by(log_dir: Path, begin: str, sender: str, msg_type: str) -> list[list[tuple[int, str]]]:
+    """The body fields of every ``msg_type`` the session sent, as its audit log recorded the wire bytes."""
+    out = []
+    (log,) = log_dir.glob(f"{begin}-{sender}-*.messages.log")
+    for line in log.read_text(encoding="latin-1").splitlines():
+        _, direction, raw = line.split(maxsplit=2)  # the log shows SOH as "|"
+        fields = [(int(k), v) for k, _, v in (f.partition("=") for f in raw.strip("|").split("|"))]
+        if direction == "out" and (35, msg_type) in fields:
+            out.append([(k, v) for k, v in fields if k not in HEADER])
+    return out
+
+
 def loop_config(tmp_path: Path, *, journal: bool = False, begin: str = "FIX.4.4", **fix: Any) -> DeskConfig:
     """The test desk plus the desk's own loopback initiator LOOP (a FIX venue named "loop")."""
     cfg = desk_config(tmp_path, rules={"fix_session_loss": False})
@@ -259,6 +271,23 @@ async def test_venue_open_orders_survive_a_restart_with_their_owners(tmp_path: P
         assert d2.services["matching"].open_orders(owner="fix:LOOP") == []
     finally:
         await d2.stop()
+    # On the wire (the session's audit log): 4.4 asked for all orders with AF 585=7, twice (the second
+    # time for cancel_all); 4.2 has no AF and asked per ClOrdID it held, with H.
+    logs = d2.data_dir / "fix" / "logs"
+    if begin == "FIX.4.4":
+        asked = sent_by(logs, begin, "LOOP", "AF")
+        assert [[(tag, v.split("-")[1]) if tag == 584 else (tag, v) for tag, v in m] for m in asked] == [
+            [(584, "ms1"), (585, "7")], [(584, "ms2"), (585, "7")], [(584, "ms3"), (585, "7")],
+        ]  # fmt: skip
+    else:
+        h = sent_by(logs, begin, "LOOP", "H")
+        # First round: restored orders, OrderID not known yet; later rounds carry the reported 37.
+        assert h[:3] == [
+            [(11, "a-1"), (55, "BTC-USD"), (54, "1")],
+            [(11, "a-2"), (55, "BTC-USD"), (54, "1")],
+            [(11, "b-1"), (55, "BTC-USD"), (54, "2")],
+        ]
+        assert h[3] == [(37, "1"), (11, "a-1"), (55, "BTC-USD"), (54, "1")]
 
 
 async def test_venue_status_unknown_when_the_session_is_down_or_silent(tmp_path: Path) -> None:

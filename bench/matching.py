@@ -10,10 +10,18 @@ Measured:
   clocks), then one run with a ``perf_counter_ns`` pair around each call for p50/p99 per op type;
 * engine: the same operations through ``MatchingEngine.submit``/``cancel`` (OrderRequest in, bus
   events out: accepted/fill/trade/canceled, BBO and depth conflated per batch; one subscriber counts
-  every event), best and median of min(runs, 3); then once more with the SQLite journal attached.
+  every event), best and median of min(runs, 3); then once more with the SQLite journal attached;
+* engine, batched: the same calls, each chunk of 1,000 inside ``with engine.batch():`` (a gateway
+  handling what one socket read brought): same calls, results and events, published per chunk.
 
 Also printed: the same rates in CPU time (``time.process_time``), which a busy shared machine
-disturbs less than wall-clock time.
+disturbs less than wall-clock time, and the load average when measured.
+
+The bench's own inputs (the operation lists and the pre-built order requests, up to millions of
+objects) are moved out of the cyclic collector's way with ``gc.freeze()`` once generated, so that
+full collections triggered by the book or engine do not rescan the harness's data; their own
+objects are collected as usual. ``--no-gc-freeze`` measures the old way (it costs the core figure
+about a fifth on the 2-core sandbox: each full collection walks the million-operation list).
 
 Usage: ``python bench/matching.py [--ops N] [--engine-ops N] [--runs R] [--seed S] [--skip-engine]``.
 Ends with one JSON line of the figures.
@@ -25,6 +33,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import platform
 import random
 import statistics
@@ -45,6 +54,7 @@ from engines.matching.reference import ReferenceBook
 from engines.orders import OrderRequest, OrderType, Side, TimeInForce
 
 LIMIT, CANCEL, MARKET, IOC, FOK = 0, 1, 2, 3, 4
+FREEZE = True  # gc.freeze() the generated inputs (see the module docstring)
 KIND_NAMES = ("limit", "cancel", "market", "ioc", "fok")
 
 
@@ -217,7 +227,7 @@ def engine_requests(ops: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return out
 
 
-async def run_engine(reqs: list[tuple[Any, ...]], journal_dir: Path | None) -> dict[str, Any]:
+async def run_engine(reqs: list[tuple[Any, ...]], journal_dir: Path | None, batched: bool = False) -> dict[str, Any]:
     """Through MatchingEngine's public API inside an event loop, yielding every 1,000 operations (so
     conflated BBO/Depth go out once per batch, and the journal writer, if any, gets its turns)."""
     bus = Bus()
@@ -236,11 +246,19 @@ async def run_engine(reqs: list[tuple[Any, ...]], journal_dir: Path | None) -> d
     c0 = time.process_time()
     t0 = time.perf_counter()
     for i in range(0, len(reqs), 1000):
-        for is_submit, arg in reqs[i : i + 1000]:
-            if is_submit:
-                submit(arg)
-            else:
-                cancel("BENCH", owner=None, order_id=arg)
+        if batched:
+            with engine.batch():
+                for is_submit, arg in reqs[i : i + 1000]:
+                    if is_submit:
+                        submit(arg)
+                    else:
+                        cancel("BENCH", owner=None, order_id=arg)
+        else:
+            for is_submit, arg in reqs[i : i + 1000]:
+                if is_submit:
+                    submit(arg)
+                else:
+                    cancel("BENCH", owner=None, order_id=arg)
         await asyncio.sleep(0)
     dt = time.perf_counter() - t0
     cpu = time.process_time() - c0
@@ -261,13 +279,18 @@ async def run_engine(reqs: list[tuple[Any, ...]], journal_dir: Path | None) -> d
     }
 
 
-def bench_engine(ops: list[tuple[Any, ...]], expected: Any, runs: int, with_journal: bool) -> dict[str, Any]:
+def bench_engine(
+    ops: list[tuple[Any, ...]], expected: Any, runs: int, with_journal: bool, batched: bool = False
+) -> dict[str, Any]:
     reqs = engine_requests(ops)
+    if FREEZE:
+        gc.collect()
+        gc.freeze()  # the harness's inputs: see the module docstring
     rates, cpu_rates = [], []
     res: dict[str, Any] = {}
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
-            res = asyncio.run(run_engine(reqs, Path(tmp) if with_journal else None))
+            res = asyncio.run(run_engine(reqs, Path(tmp) if with_journal else None, batched))
         if res["snapshot"] != expected:
             raise SystemExit("engine book disagrees with the reference book")
         rates.append(res["ops_s"])
@@ -277,10 +300,12 @@ def bench_engine(ops: list[tuple[Any, ...]], expected: Any, runs: int, with_jour
         "best_ops_s": round(max(rates)),
         "median_ops_s": round(statistics.median(rates)),
         "cpu_best_ops_s": round(max(cpu_rates)),
+        "cpu_median_ops_s": round(statistics.median(cpu_rates)),
         "events_per_run": res["events"],
         "final_flush_s": round(res["final_flush_s"], 4),
         "journal_rows": res["journal_rows"],
         "reference_match": True,
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -292,14 +317,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engine-ops", type=int, default=200_000,
                     help="operations for the engine runs (the first N of the same stream; default 200,000)")
     ap.add_argument("--skip-engine", action="store_true")
+    ap.add_argument("--no-gc-freeze", action="store_true", help="leave the inputs to the cyclic GC (old way)")
     args = ap.parse_args(argv)
+    global FREEZE
+    FREEZE = not args.no_gc_freeze
 
     machine = f"{platform.machine()} Python {platform.python_version()}"
     print(f"matching bench: {args.ops:,} ops, seed {args.seed}, {args.runs} runs, {machine}")
-    figures: dict[str, Any] = {"bench": "matching", "ops": args.ops, "seed": args.seed, "machine": machine}
+    figures: dict[str, Any] = {
+        "bench": "matching", "ops": args.ops, "seed": args.seed, "machine": machine, "gc_freeze_inputs": FREEZE
+    }
     for variant in ("basic", "ioc_fok"):
+        gc.unfreeze()
         t = time.perf_counter()
         ops, expected = workload(args.ops, args.seed, variant)
+        if FREEZE:
+            gc.collect()
+            gc.freeze()  # the harness's inputs: see the module docstring
         print(f"[{variant}] workload generated with the reference book in {time.perf_counter() - t:.1f}s")
         res = bench_core(ops, expected, args.runs)
         figures[f"core_{variant}"] = res
@@ -315,16 +349,19 @@ def main(argv: list[str] | None = None) -> int:
         n_engine = min(args.engine_ops, args.ops)
         if n_engine < args.ops:  # the stream's first n operations, and the reference book after them
             ops, expected = workload(n_engine, args.seed, variant)
-        for with_journal in (False, True):
-            label = "engine+journal" if with_journal else "engine"
-            eres = bench_engine(ops, expected, 1 if with_journal else min(args.runs, 3), with_journal)
+        for label, with_journal, batched in (
+            ("engine", False, False), ("engine_batched", False, True), ("engine+journal", True, False)
+        ):
+            eres = bench_engine(ops, expected, 1 if with_journal else min(args.runs, 3), with_journal, batched)
             figures[f"{label.replace('+', '_')}_{variant}"] = eres
             print(
                 f"[{variant}] {label}: best {eres['best_ops_s']:,} ops/s, median {eres['median_ops_s']:,} ops/s "
-                f"(CPU best {eres['cpu_best_ops_s']:,}); {eres['events_per_run']:,} bus events per run"
+                f"(CPU best {eres['cpu_best_ops_s']:,}, median {eres['cpu_median_ops_s']:,}; "
+                f"load {eres['load_average_1m']}); {eres['events_per_run']:,} bus events per run"
                 + (f"; {eres['journal_rows']:,} journal rows, final flush {eres['final_flush_s']:.3f}s"
                    if with_journal else "")
             )
+    figures["load_average_1m"] = round(os.getloadavg()[0], 2)
     print(json.dumps(figures, separators=(",", ":")))
     return 0
 

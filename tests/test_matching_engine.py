@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -377,3 +378,44 @@ def test_fees_are_exact_decimals_rounded_half_away_from_zero(bus: Bus) -> None:
     (t,) = rec.take(Trade)
     # notional 1 tick * 0.5 * 1 lot * 0.001 = 0.0005: taker 1.25e-7 -> 1.3e-7, maker rebate -7.5e-8 -> -8e-8
     assert (t.taker_fee, t.maker_fee) == (1.3e-7, -8e-8)
+
+
+def _batch_script(engine: MatchingEngine) -> list[Any]:
+    results: list[Any] = [
+        engine.submit(req(Side.SELL, 100, 5, owner="m", cid="s1")),
+        engine.submit(req(Side.SELL, 101, 5, owner="m", cid="s2")),
+        engine.submit(req(Side.BUY, 101, 7, owner="t", cid="b1")),  # fills s1 and 2 of s2
+        engine.submit(req(Side.BUY, 90, 1, owner="t", cid="b2", tif=TimeInForce.IOC)),  # expires
+        engine.submit(req(Side.BUY, 0, 1, owner="t", cid="bad")),  # rejected
+        engine.replace("BTC-USD", owner="m", client_id="s2", new_client_id="s3", price=102, qty=4),
+        engine.cancel("BTC-USD", owner="m", client_id="s3"),
+        engine.cancel("BTC-USD", owner="m", client_id="nope"),
+        engine.submit(req(Side.BUY, 95, 2, owner="q", cid="q1")),
+        engine.cancel_all(owner="q", reason="bulk"),
+    ]
+    return results
+
+
+def test_batch_publishes_the_same_events_in_the_same_order_at_the_end() -> None:
+    def fresh() -> tuple[MatchingEngine, Recorder]:
+        bus = Bus(ManualClock())
+        return MatchingEngine(bus, {"BTC-USD": BTC, "ETH-USD": ETH}), Recorder(bus)
+
+    plain, plain_rec = fresh()
+    expected_results = _batch_script(plain)
+    batched, rec = fresh()
+    with batched.batch() as e:
+        assert e is batched
+        with batched.batch():  # a nested batch joins the outer one
+            results = _batch_script(batched)
+        assert rec.events == []  # nothing published until the outer block ends
+    assert results == expected_results
+
+    def strip(events: list[Event]) -> list[Any]:  # seq/ts aside (market data conflates differently)
+        return [
+            dataclasses.replace(ev, seq=0, ts=0) for ev in events if not isinstance(ev, BBO | Depth)
+        ]
+
+    assert strip(rec.events) == strip(plain_rec.events) and len(strip(rec.events)) == 17
+    assert [ev.seq for ev in rec.events] == list(range(1, len(rec.events) + 1))
+    assert rec.events[-1].__class__ in (BBO, Depth)  # market data once, after the batch

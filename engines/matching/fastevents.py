@@ -70,8 +70,8 @@ def _twin(cls: type) -> type | None:
 
 
 def fast_constructor(cls: type) -> Callable[..., Any]:
-    """A constructor for the frozen slotted dataclass ``cls``: its fields (but ``seq``/``ts``, set
-    to 0) in declaration order, positionally or by keyword."""
+    """A constructor for the slotted dataclass ``cls`` (frozen or not): its fields (but ``seq``/``ts``,
+    set to 0) in declaration order, positionally or by keyword."""
     if not dataclasses.is_dataclass(cls) or "__slots__" not in cls.__dict__:
         raise TypeError(f"{cls.__name__} is not a slotted dataclass")
     fields = dataclasses.fields(cls)
@@ -94,8 +94,16 @@ def fast_constructor(cls: type) -> Callable[..., Any]:
             trailing_defaults = False
             params.append(f.name)
     params.reverse()
-    twin = _twin(cls)
-    if twin is not None:
+    frozen = cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    twin = _twin(cls) if frozen else None
+    if not frozen:  # plain attribute stores already are slot stores: no twin needed
+        hidden = "_new=_new, _cls=_cls"
+        body = (
+            "    _ev = _new(_cls)\n"
+            + "".join(f"    _ev.{n} = 0\n" for n in stamped)
+            + "".join(f"    _ev.{n} = {n}\n" for n in names)
+        )
+    elif twin is not None:
         namespace["_twin"] = twin
         hidden = "_new=_new, _twin=_twin, _cls=_cls"
         body = (

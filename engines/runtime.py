@@ -44,8 +44,10 @@ BUILDERS: list[str] = [
     "engines.matching.service:build",  # the matching engine + its venue "sim" (before its APIs)
     "engines.matching.api:build",  # REST + WS of the matching engine: keep right after matching's service
     "engines.risk.service:build",  # after matching, before bots and FIX: the gate must exist first
-    "engines.grid.service:build",  # grid bots: after risk (their orders pass its gate)
     "engines.fix.service:build",  # after matching and risk (the gateway routes through them)
+    # grid bots: after risk (their orders pass its gate) and after FIX, like the market makers: a grid on
+    # a FIX venue starts (cancels or recovers its orders) with the session up, and stops before it closes
+    "engines.grid.service:build",
     "engines.mm.service:build",  # market makers (+ feeds): after risk, and after FIX so a bot quoting on a
     # FIX venue stops (and cancels its quotes) before the FIX sessions close
     "engines.sim.takers:build",  # simulated taker flow on the matching engine: after the bots

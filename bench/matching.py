@@ -20,8 +20,7 @@ disturbs less than wall-clock time, and the load average when measured.
 The bench's own inputs (the operation lists and the pre-built order requests, up to millions of
 objects) are moved out of the cyclic collector's way with ``gc.freeze()`` once generated, so that
 full collections triggered by the book or engine do not rescan the harness's data; their own
-objects are collected as usual. ``--no-gc-freeze`` measures the old way (it costs the core figure
-about a fifth on the 2-core sandbox: each full collection walks the million-operation list).
+objects are collected as usual. ``--no-gc-freeze`` measures the old way.
 
 Usage: ``python bench/matching.py [--ops N] [--engine-ops N] [--runs R] [--seed S] [--skip-engine]``.
 Ends with one JSON line of the figures.

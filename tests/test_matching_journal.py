@@ -131,8 +131,8 @@ async def test_bulk_cancel_is_one_journal_entry_and_survives_restart(tmp_path: P
     with sqlite3.connect(db) as con:  # acknowledged = the bulk row is committed
         rows = con.execute("SELECT symbol, owner, reason, count, order_ids, qtys FROM bulk_cancels").fetchall()
         assert rows == [(SYMBOL, "a", "kill", 2, "[1, 4]", "[3, 7]")]
-        seqs = con.execute("SELECT seqs FROM bulk_cancels").fetchone()[0]
-        assert len(set(json.loads(seqs))) == 2  # each OrderCanceled's own bus seq
+        seqs = json.loads(con.execute("SELECT seqs FROM bulk_cancels").fetchone()[0])
+        assert seqs["to"] - seqs["from"] == 1  # each OrderCanceled's own bus seq, consecutive here
     await e1.stop()  # the orders' rows are updated once nothing waits (at the latest on close)
     final = {1: "canceled:0:kill", 2: "new:4:", 3: "filled:0:", 4: "canceled:0:kill", 5: "new:1:", 6: "new:6:"}
     with sqlite3.connect(db) as con:
@@ -217,3 +217,14 @@ async def test_sigkill_mid_stream_loses_no_acknowledged_order_or_trade(tmp_path:
         assert res.order_id is not None and res.order_id > max([*now_resting, 0])
     finally:
         await restored.stop()
+
+
+def test_bulk_cancel_seqs_are_a_range_only_when_consecutive() -> None:
+    from types import SimpleNamespace
+
+    from engines.matching.journal import _seqs_json
+
+    evs = [SimpleNamespace(seq=n) for n in (7, 8, 9)]
+    assert json.loads(_seqs_json(evs)) == {"from": 7, "to": 9}
+    gap = [SimpleNamespace(seq=n) for n in (7, 9, 10)]  # a subscriber published #8 in between
+    assert json.loads(_seqs_json(gap)) == [7, 9, 10]

@@ -18,8 +18,9 @@ the next batch (group commit).
 Tables: ``orders`` (one row per order: its latest state, including resting priority ``prio``),
 ``order_events`` (append-only lifecycle log), ``trades`` (append-only), ``meta``, and
 ``bulk_cancels`` (append-only): one row per bulk cancel — symbol, owner (NULL: everyone's), reason,
-timestamp, and as JSON arrays in publish order the order ids, their canceled lots and the bus ``seq``
-of each ``OrderCanceled``. A 10,000-order kill is thus one row, not 20,000 (it has to be durable
+timestamp, and as JSON arrays in publish order the order ids and their canceled lots, and the bus
+``seq`` of each ``OrderCanceled``: a JSON array, or ``{"from": a, "to": b}`` when they are exactly
+a..b (the usual case: nothing else was published in between). A 10,000-order kill is thus one row, not 20,000 (it has to be durable
 within the kill switch's 50 ms). The row *is* the durable record of the cancels: the orders' own rows
 are set CANCELED afterwards, by one set-based ``UPDATE`` in a transaction of its own once nothing is
 waiting to be acknowledged (``applied`` = 1 then); a journal opened with unapplied rows (a crash in
@@ -305,7 +306,7 @@ class Journal:
                     len(order_ids),
                     json.dumps(order_ids),
                     json.dumps(qtys),
-                    json.dumps(list(map(_seq_of, evs))),
+                    _seqs_json(evs),
                 )
             )
         order_rows = []
@@ -485,6 +486,14 @@ class Journal:
 
 
 _seq_of = operator.attrgetter("seq")
+
+
+def _seqs_json(evs: list[Any]) -> str:
+    """The events' bus seqs: a range when they are consecutive (strictly increasing, so first..last
+    holding exactly len(evs) numbers means consecutive), else the full list."""
+    if evs and evs[-1].seq - evs[0].seq == len(evs) - 1:
+        return json.dumps({"from": evs[0].seq, "to": evs[-1].seq})
+    return json.dumps(list(map(_seq_of, evs)))
 
 
 def _event_row(ev: Any) -> tuple[Any, ...]:

@@ -50,6 +50,9 @@ class FixSessionConfig(Section):
     venue: bool = True
     venue_name: str | None = None
     account: str = ""  # Account (1) on the orders the venue sends
+    # Venue: seconds to wait for the counterparty's complete answer to an order status request (AF / H)
+    # before its open orders are reported unknown (OrderStatusUnavailable).
+    status_timeout: float = Field(default=5.0, gt=0)
     # The desk's own loopback pair only (an initiator with port = 0 and its acceptor counterpart): the
     # orders on it already passed the desk's risk gate as their bot's own orders, so the gateway's side
     # (owner fix:<SenderCompID>) is not gated or counted again. None: yes for the loopback pair; false

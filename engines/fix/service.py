@@ -140,6 +140,7 @@ class FixService:
                 vname = sc.venue_name or sc.name
                 venue = FixVenue(
                     vname, bus=desk.bus, instruments=desk.instruments, clock=desk.clock, account=sc.account,
+                    status_timeout=sc.status_timeout,
                     # ClOrdID -> owner, durable: a restarted desk attributes the counterparty's reports
                     store=VenueOrderStore(self.dir / f"venue-{vname}.sqlite") if cfg.store == "sqlite" else None,
                 )  # fmt: skip

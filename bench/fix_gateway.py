@@ -8,6 +8,10 @@ pairs (a buy, then a sell at the same price), so half rest and half trade: every
 ExecutionReport New and then a Fill. Round trip = NewOrderSingle queued -> its ExecutionReport New
 handled by the client. Also measured one order at a time (unloaded latency).
 
+Diagnostics: ``--profile DIR`` (cProfile of both processes), ``FIX_BENCH_GC=off`` (the desk runs with the
+cyclic garbage collector off: what GC costs) and ``FIX_BENCH_GC=stats`` (time and count of collections
+per generation, tracked objects and their commonest types, in the gateway status line).
+
 Prints the figures and ends with one JSON line.
 """
 
@@ -41,7 +45,7 @@ from _fixclient import (  # the benches' shared client, beside this file
 from engines.fix.message import Message
 
 DESK_CHILD = """
-import asyncio, sys
+import asyncio, gc, os, sys, time
 from engines.config import DeskConfig
 from engines.runtime import Desk
 
@@ -61,9 +65,33 @@ async def main(data_dir, journal):
     for s in desk.services["fix"].all_sessions():
         s.settings.publish_messages = False  # no console attached: no per-message bus events
     await desk.start()
+    gc_mode = os.environ.get("FIX_BENCH_GC", "")
+    if gc_mode == "off":  # diagnostic: what the cyclic GC costs the desk
+        gc.disable()
+    gc_time = [0.0, 0.0, 0.0]
+    gc_count = [0, 0, 0]
+    if gc_mode == "stats":  # diagnostic: time spent in collections per generation
+        t_start = [0.0]
+        def on_gc(phase, info):
+            if phase == "start":
+                t_start[0] = time.perf_counter()
+            else:
+                gc_time[info["generation"]] += time.perf_counter() - t_start[0]
+                gc_count[info["generation"]] += 1
+        gc.callbacks.append(on_gc)
     print(desk.services["fix"].acceptor.port, flush=True)
     await control()
     status = desk.services["fix"].gateway.status()
+    if gc_mode == "stats":
+        status["gc_seconds_by_generation"] = [round(t, 3) for t in gc_time]
+        status["gc_collections_by_generation"] = gc_count
+        objs = gc.get_objects()
+        status["gc_tracked_objects"] = len(objs)
+        kinds = {}
+        for o in objs:
+            k = type(o).__module__ + "." + type(o).__qualname__
+            kinds[k] = kinds.get(k, 0) + 1
+        status["gc_top_types"] = sorted(kinds.items(), key=lambda kv: -kv[1])[:12]
     await desk.stop()
     print(status, flush=True)
 """ + CHILD_CONTROL + """

@@ -9,7 +9,8 @@ import pytest
 from engines.events import EngineState, EngineStatusChanged
 from engines.orders import OrderAccepted, OrderRejected, Side
 from engines.risk.events import KillProgress, KillSwitchAction, TradingState, TradingStateChanged
-from tests.risk_venue import ToyVenue, make_desk, order
+from engines.venue import OpenOrder
+from tests.risk_venue import ToyVenue, VenueDown, _Resting, make_desk, order
 
 NO_RULES = {"limits": {}, "rules": {"order_storm": None, "stale_market_data": None}}
 
@@ -133,6 +134,40 @@ async def test_kill_with_a_disconnected_venue_reports_pending_and_cancels_on_rec
     assert [(p.confirmed, p.pending) for p in progress[-2:]] == [(4, ("fixv:BTC-USD:f1",)), (5, ())]
     assert fixv.orders == {} and fixv.cancel_calls == 2
     assert ks.pending_cancels() == []
+    await desk.stop()
+
+
+class RecordingVenue(ToyVenue):
+    """Like a FIX venue: cannot list open orders while down, but keeps its own record of them."""
+
+    async def open_orders(self, owner=None, symbol=None):
+        if not self.connected:
+            raise VenueDown(f"{self.name} disconnected")
+        return await super().open_orders(owner, symbol)
+
+    def known_orders(self, owner=None, symbol=None):
+        return [OpenOrder(self.name, r.req.symbol, r.order_id, r.req.client_id, r.req.owner, r.req.side,
+                          r.req.price, r.leaves, r.filled)
+                for r in self.orders.values() if owner is None or r.req.owner == owner]
+
+
+async def test_kill_with_a_disconnected_venue_uses_the_venues_own_record(tmp_path):
+    desk, _toy = make_desk(tmp_path, risk=NO_RULES)
+    fixv = RecordingVenue(desk.bus, "fixv")
+    desk.router.add_venue(fixv)
+    await desk.start()
+    assert await desk.router.submit(order(client_id="f0", venue="fixv", owner="mm-btc"))
+    # an order of a previous life of the desk, restored by the venue from its store: the desk's
+    # tracker never saw it
+    fixv.orders[("mm-btc", "f-old")] = _Resting(99, order(client_id="f-old", venue="fixv", owner="mm-btc"), 5)
+    fixv.disconnect()
+    report = await desk.services["killswitch"].kill("desk", reason="venue down", source="console")
+    assert report.pending == ("fixv:BTC-USD:f-old", "fixv:BTC-USD:f0")
+    fixv.reconnect()
+    done = asyncio.ensure_future(_wait_for(desk, KillProgress, lambda ev: ev.done and ev.scope == "desk"))
+    desk.bus.publish(EngineStatusChanged(engine="fixv", state=EngineState.RUNNING))
+    final = await asyncio.wait_for(done, 5)
+    assert final.pending == () and fixv.orders == {}
     await desk.stop()
 
 

@@ -343,7 +343,12 @@ class KillSwitch:
             )
 
     async def _known_open(self, venue: Venue, owner: str | None, symbol: str | None) -> list[OpenOrder]:
-        """The venue's own list of open orders (it may know them while disconnected), else the desk's."""
+        """What the venue records as open without asking its counterparty (a FIX venue's own record,
+        including orders restored from its store after a restart), else its answer, else the desk's
+        own tracker."""
+        known = getattr(venue, "known_orders", None)
+        if known is not None:
+            return list(known(owner=owner, symbol=symbol))
         try:
             return list(await venue.open_orders(owner=owner, symbol=symbol))
         except Exception:

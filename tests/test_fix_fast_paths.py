@@ -1,4 +1,4 @@
-"""The FIX engine's fast paths give the same results as the plain ones: field splitting, the store's
+"""The FIX engine's fast paths give the same results as the plain ones: field splitting, byte sums, the store's
 in-loop writer with off-loop WAL checkpoints, and a large burst through the reader's fast path."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from engines.fix.acceptor import Acceptor
 from engines.fix.application import Application
 from engines.fix.events import SessionState
 from engines.fix.initiator import Initiator
-from engines.fix.message import Message, build, split_fields
+from engines.fix.message import Message, build, byte_sum, split_fields
 from engines.fix.session import Session, SessionID, SessionSettings
 from engines.fix.store import SqliteStore
 
@@ -30,6 +30,15 @@ def _by_regex(raw: bytes) -> list[tuple[int, bytes]]:
 def test_split_fields_agrees_with_the_regex_on_any_input(pieces: list[bytes]) -> None:
     raw = b"".join(pieces)
     assert split_fields(raw) == _by_regex(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2_000), st.integers(0, 255))
+def test_byte_sum_is_sum(data: bytes, fill: int) -> None:
+    assert byte_sum(data) == sum(data)
+    worst = bytes([fill]) * len(data)  # all-0xff pieces are the edge of Adler-32's exact range
+    assert byte_sum(worst) == sum(worst)
+    assert byte_sum(memoryview(data)) == sum(data)
 
 
 def test_split_fields_on_a_real_message() -> None:

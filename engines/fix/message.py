@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
+from zlib import adler32
 
 SOH = b"\x01"
 
@@ -53,8 +54,27 @@ def _needle(tag: int) -> bytes:
     return n
 
 
+def byte_sum(data: bytes | bytearray | memoryview) -> int:
+    """``sum(data)``, 2-3x faster: zlib's Adler-32 keeps A = 1 + (sum of the bytes) mod 65521, which is
+    the exact sum for up to 256 bytes (255 * 256 < 65521), so it is taken over 256-byte pieces."""
+    n = len(data)
+    if n <= 256:
+        return (adler32(data) & 0xFFFF) - 1
+    mv = memoryview(data)
+    if n <= 512:
+        return (adler32(mv[:256]) & 0xFFFF) + (adler32(mv[256:]) & 0xFFFF) - 2
+    total = 0
+    for i in range(0, n, 256):
+        total += (adler32(mv[i : i + 256]) & 0xFFFF) - 1
+    return total
+
+
 def checksum(data: bytes | bytearray | memoryview) -> int:
-    return sum(data) & 255
+    return byte_sum(data) & 255
+
+
+#: Sum of the trailer's fixed bytes "10=" and SOH (its three digits are added separately).
+_TRAILER_SUM = sum(b"10=\x01")
 
 
 # --- timestamps ------------------------------------------------------------------------------------
@@ -300,7 +320,9 @@ class FixFramer:
                 if n >= end + 7 and buf[end - 1 : end + 3] == b"\x0110=" and buf[end + 6 : end + 7] == SOH:
                     frame = buf[start : end + 7]
                     cks = frame[-4:-1]
-                    if cks.isdigit() and int(cks) == ((sum(frame) - sum(frame[-7:])) & 255):
+                    if cks.isdigit() and int(cks) == (
+                        (byte_sum(frame) - _TRAILER_SUM - cks[0] - cks[1] - cks[2]) & 255
+                    ):
                         out.append(frame)
                         pos = end + 7
                         continue
@@ -360,8 +382,8 @@ class FixFramer:
                 continue
             frame = buf[start : end + 7]
             cks = frame[-4:-1]
-            # sum() over bytes runs faster than over a memoryview slice; take the trailer back out.
-            if not cks.isdigit() or int(cks) != ((sum(frame) - sum(frame[-7:])) & 255):
+            # The whole frame's sum, less the trailer's bytes.
+            if not cks.isdigit() or int(cks) != ((byte_sum(frame) - _TRAILER_SUM - sum(cks)) & 255):
                 self._bad(frame, "bad CheckSum")
                 pos = end + 7
                 continue
@@ -481,7 +503,7 @@ def encode(
         body,
     )
     msg = b"8=%s\x019=%d\x01%s" % (begin, len(rest), rest)
-    return b"%s10=%03d\x01" % (msg, sum(msg) & 255)
+    return b"%s10=%03d\x01" % (msg, byte_sum(msg) & 255)
 
 
 def build(begin: str, msg_type: str, seq: int, sender: str, target: str, fields: Iterable[tuple[int, Any]] = (),

@@ -58,6 +58,7 @@ from engines.fix.message import (
     FixFramer,
     FixMessage,
     Message,
+    byte_sum,
     encode,
     from_simplefix,
     mask,
@@ -489,7 +490,7 @@ class Session:
         length = self._hdr_fixed_len + len(msg_type) + len(seq_b) + len(st) + len(extra_header) + len(body)
         msg = b"".join((self._hdr_begin, b"%d" % length, b"\x0135=", msg_type, self._hdr_ids, seq_b, b"\x0152=",
                         st, b"\x01", extra_header, body))
-        raw = b"%s10=%03d\x01" % (msg, sum(msg) & 255)
+        raw = b"%s10=%03d\x01" % (msg, byte_sum(msg) & 255)
         if store:
             self._to_store.append((seq, raw))
         self._to_wire.append(raw)

@@ -1,7 +1,8 @@
 """Cost of one publish on the event bus.
 
-Cases: 0, 1 and 8 in-process subscribers; a conflating queue; a lossless queue. Per-delivery cost is
-the publish cost divided by the number of subscribers. Baseline in the same run: a bare Python call
+Cases: 0, 1 and 8 in-process subscribers; a conflating queue; a lossless queue; ``publish_many`` with
+0 and 1 subscriber, in batches of 4 events (an engine operation's outcome) and of 1,000. Per-delivery
+cost is the publish cost divided by the number of subscribers. Baseline in the same run: a bare Python call
 of a list of handlers (what any dispatch must cost at least). Ends with one JSON line.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -41,6 +43,16 @@ def time_publish(bus: Bus, n: int, drain=None) -> float:
     if drain is not None:
         drain()
     return (t1 - t0) / n * 1e9
+
+
+def time_publish_many(bus: Bus, n: int, batch: int) -> float:
+    events = [Tick(symbol=f"S{i & 7}", price=i) for i in range(n)]
+    batches = [events[i : i + batch] for i in range(0, n, batch)]
+    publish_many = bus.publish_many
+    t0 = time.perf_counter()
+    for b in batches:
+        publish_many(b)
+    return (time.perf_counter() - t0) / n * 1e9
 
 
 def baseline(n: int, k: int) -> float:
@@ -88,14 +100,25 @@ def main() -> None:
         q = bus.queue((Tick,), policy="lossless", capacity=n * 2)
         return time_publish(bus, n, q.drain)
 
+    for k in (0, 1):
+        for batch in (4, 1000):
+            def many(k=k, batch=batch):
+                bus = Bus()
+                for _ in range(k):
+                    bus.subscribe(Tick, noop)
+                return time_publish_many(bus, n, batch)
+
+            out[f"publish_many_{k}_subs_batch_{batch}_ns"] = round(best_median(many, runs)[0], 1)
+
     out["publish_conflating_queue_ns"] = round(best_median(conflate, runs)[0], 1)
     out["publish_lossless_queue_ns"] = round(best_median(lossless, runs)[0], 1)
     out["ratio_8_subs_vs_baseline"] = round(out["publish_8_subs_ns"] / out["baseline_call_8_ns"], 2)
 
     print(f"bus publish, {n:,} events, best of {runs} ({platform.machine()}, Python {platform.python_version()})")
     for key, value in out.items():
-        print(f"  {key:34s} {value:>10}")
-    print(json.dumps({"bench": "bus", **out}))
+        print(f"  {key:38s} {value:>10}")
+    print(f"  load average (1 min) {os.getloadavg()[0]:.2f}")
+    print(json.dumps({"bench": "bus", **out, "load_average_1m": round(os.getloadavg()[0], 2)}))
 
 
 if __name__ == "__main__":

@@ -182,7 +182,7 @@ class SqliteStore:
         await db.commit()
         w = sqlite3.connect(self.path, check_same_thread=False)
         w.execute("PRAGMA synchronous=NORMAL")  # per connection, like the two below
-        w.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on the reader thread (_checkpoint)
+        w.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on a worker thread (_checkpoint)
         w.execute("PRAGMA busy_timeout=5000")
         self._w = w
         self._db = db

@@ -1,11 +1,13 @@
 """The FIX engine's fast paths give the same results as the plain ones: field splitting, byte sums, the store's
-in-loop writer with off-loop WAL checkpoints, and a large burst through the reader's fast path."""
+in-loop writer with off-loop WAL checkpoints (also under SIGKILL), and a large burst through the reader's
+fast path."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -114,3 +116,15 @@ async def test_a_burst_in_one_write_is_answered_in_order(tmp_path) -> None:
         await acceptor.stop()
         await ini.store.close()
         await acc.store.close()
+
+
+@pytest.mark.slow
+async def test_sigkill_while_wal_checkpoints_run(tmp_path, monkeypatch) -> None:
+    # The SIGKILL test of test_fix_store.py with a checkpoint after every 4 kB written, so the killed
+    # initiator is checkpointing (on its worker thread) all through the flood.
+    import tests.test_fix_store as store_tests
+
+    child = store_tests.CHILD.replace("SqliteStore(db)", "SqliteStore(db, checkpoint_bytes=4096)")
+    assert child != store_tests.CHILD
+    monkeypatch.setattr(store_tests, "CHILD", child)
+    await store_tests.test_sigkill_loses_no_sequence_number_and_no_sent_message(tmp_path)

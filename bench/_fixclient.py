@@ -3,7 +3,8 @@
 One of our initiator sessions (SqliteStore unless told otherwise) sends NewOrderSingles keeping a
 window of orders in flight and times each round trip (NewOrderSingle queued -> its acknowledging
 ExecutionReport handled). Also: the peer child process (a script on stdin/stdout that prints its port
-first), CPU time of a process, percentiles, and an optional cProfile of this process.
+first, then answers CHILD_CONTROL commands: its CPU time, start/stop a profile), percentiles, the load
+average, and an optional cProfile of this process.
 """
 
 from __future__ import annotations
@@ -140,15 +141,6 @@ def percentile(xs: list[float], p: float) -> float:
         return 0.0
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) used so far by process ``pid`` (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
 
 
 def load_average() -> float:

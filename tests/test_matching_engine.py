@@ -194,6 +194,32 @@ def test_cancel_all_by_owner_and_symbol(engine: MatchingEngine) -> None:
     assert len(engine.cancel_all()) == 2 and engine.open_orders() == []
 
 
+def test_cancel_all_events_and_results_are_the_dataclasses(bus: Bus, engine: MatchingEngine) -> None:
+    from engines.venue import CancelResult
+
+    engine.submit(req(Side.BUY, 100, 5, owner="bot", cid="b1"))
+    engine.submit(req(Side.SELL, 110, 3, owner="bot"))
+    engine.submit(req(Side.SELL, 100, 2, owner="x"))  # b1 partly filled: 3 left
+    rec = Recorder(bus)
+    res = engine.cancel_all(owner="bot", reason="kill")
+    evs = rec.take(OrderCanceled)
+    assert [dataclasses.replace(e, seq=0, ts=0) for e in evs] == [
+        OrderCanceled(symbol="BTC-USD", order_id=1, client_id="b1", owner="bot", side=Side.BUY, price=100,
+                      canceled_qty=3, filled_qty=2, status=OrderStatus.CANCELED, reason="kill"),
+        OrderCanceled(symbol="BTC-USD", order_id=2, client_id="", owner="bot", side=Side.SELL, price=110,
+                      canceled_qty=3, filled_qty=0, status=OrderStatus.CANCELED, reason="kill"),
+    ]
+    assert all(type(e) is OrderCanceled for e in evs) and evs[1].seq == evs[0].seq + 1
+    assert res == [CancelResult("sim", "BTC-USD", 1, "b1", "bot", True, "kill"),
+                   CancelResult("sim", "BTC-USD", 2, "", "bot", True, "kill")]
+    assert all(type(r) is CancelResult for r in res)
+    view = engine.order("BTC-USD", owner="bot", client_id="b1")
+    assert view is not None and (view.status, view.reason, view.lifecycle[-1]) == (
+        OrderStatus.CANCELED, "kill", ("canceled", "kill"))
+    # the client id is free again; the canceled order is still found by it until reused
+    assert engine.submit(req(Side.BUY, 99, 1, owner="bot", cid="b1")).status is OrderStatus.NEW
+
+
 def test_stp_cancel_resting_publishes_cancel_of_the_resting_order(bus: Bus, engine: MatchingEngine) -> None:
     engine.submit(req(Side.SELL, 100, 5, owner="me", cid="mine"))
     engine.submit(req(Side.SELL, 100, 5, owner="you"))
@@ -419,3 +445,17 @@ def test_batch_publishes_the_same_events_in_the_same_order_at_the_end() -> None:
     assert strip(rec.events) == strip(plain_rec.events) and len(strip(rec.events)) == 17
     assert [ev.seq for ev in rec.events] == list(range(1, len(rec.events) + 1))
     assert rec.events[-1].__class__ in (BBO, Depth)  # market data once, after the batch
+
+
+def test_cancel_all_of_everything_closes_every_client_id(engine: MatchingEngine) -> None:
+    engine.submit(req(Side.BUY, 100, 5, owner="a", cid="x"))
+    engine.submit(req(Side.BUY, 99, 5, owner="b", cid="x", symbol="ETH-USD"))
+    engine.submit(req(Side.SELL, 120, 5, owner="b"))
+    engine.submit(req(Side.SELL, 100, 5, owner="c", cid="gone"))  # fills a's x: x is closed already
+    engine.submit(req(Side.BUY, 98, 1, owner="a", cid="x"))  # the client id reused by a live order
+    assert len(engine.cancel_all(reason="kill")) == 3 and engine._by_client == {}
+    view = engine.order("BTC-USD", owner="a", client_id="x")
+    assert view is not None and (view.order_id, view.status, view.reason) == (5, OrderStatus.CANCELED, "kill")
+    view = engine.order("ETH-USD", owner="b", client_id="x")
+    assert view is not None and (view.order_id, view.status) == (2, OrderStatus.CANCELED)
+    assert engine.submit(req(Side.BUY, 98, 1, owner="a", cid="x")).status is OrderStatus.NEW

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
@@ -54,9 +55,9 @@ from engines.matching.book import (
     OrderBook,
 )
 from engines.matching.fastevents import (
+    TWINS,
     fast_constructor,
     new_accepted,
-    new_cancel_result,
     new_canceled,
     new_fill,
     new_rejected,
@@ -66,6 +67,7 @@ from engines.matching.fastevents import (
 from engines.orders import (
     CancelRejected,
     Liquidity,
+    OrderCanceled,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -117,6 +119,8 @@ class SubmitResult:
 
 
 _new_result = fast_constructor(SubmitResult)  # SubmitResult(...) without the dataclass __init__
+_first = operator.itemgetter(0)
+assert OrderCanceled in TWINS and CancelResult in TWINS, "cancel_all inlines their fast construction"
 
 
 @dataclass(frozen=True, slots=True)
@@ -673,6 +677,12 @@ class MatchingEngine:
         by_client = self._by_client
         closed_cid = self._closed_cid
         add = results.append
+        new = object.__new__
+        canceled_twin = TWINS[OrderCanceled]
+        result_twin = TWINS[CancelResult]
+        sides = _SIDES
+        status = _CANCELED
+        everything = owner is None and symbol is None
         for sym, s in self._s.items():
             if symbol is not None and sym != symbol:
                 continue
@@ -682,6 +692,8 @@ class MatchingEngine:
             first = len(out)
             ids = [o[0] for o in victims]
             with_cid = []
+            # new_canceled(...) and new_cancel_result(...) inlined (fastevents' twin construction, the
+            # fields in declaration order): two calls fewer per order on the kill switch's path
             for o, q in zip(victims, qtys):
                 rec = o[8]
                 cid = rec[1]
@@ -689,14 +701,38 @@ class MatchingEngine:
                 rec[3] = why
                 rec[4] += life
                 oid = o[0]
-                out.append(new_canceled(sym, oid, cid, oowner, _SIDES[o[1]], o[2], q, o[5], _CANCELED, why, venue))
-                add(new_cancel_result(venue, sym, oid, cid, oowner, True, why))
-                if cid:
+                ev = new(canceled_twin)
+                ev.seq = 0
+                ev.ts = 0
+                ev.symbol = sym
+                ev.order_id = oid
+                ev.client_id = cid
+                ev.owner = oowner
+                ev.side = sides[o[1]]
+                ev.price = o[2]
+                ev.canceled_qty = q
+                ev.filled_qty = o[5]
+                ev.status = status
+                ev.reason = why
+                ev.venue = venue
+                ev.__class__ = OrderCanceled
+                out.append(ev)
+                r = new(result_twin)
+                r.venue = venue
+                r.symbol = sym
+                r.order_id = oid
+                r.client_id = cid
+                r.owner = oowner
+                r.confirmed = True
+                r.reason = why
+                r.__class__ = CancelResult
+                add(r)
+                if cid and not everything:
                     with_cid.append(o)
             # _close(o) for each, in bulk: a live order's (owner, client id) maps to it
             closed.update(zip(ids, victims))
             closed_ids.extend(ids)
-            for o in with_cid:
+            for o in with_cid:  # (everything: all at once below)
                 key = (o[4], o[8][1])
                 if by_client.get(key) is o:
                     del by_client[key]
@@ -704,6 +740,9 @@ class MatchingEngine:
             if jr is not None:
                 jr.record_bulk_cancel(sym, owner, why, ids, qtys, out[first:])
             self._dirty.add(sym)
+        if everything:  # every live order is gone, and the client-id map holds only live ones
+            closed_cid.update(zip(by_client, map(_first, by_client.values())))
+            by_client.clear()
         if len(closed_ids) > self._closed_cap:
             self._evict()
         self.ops += 1

@@ -40,6 +40,8 @@ from engines.orders import Fill, OrderAccepted, OrderCanceled, OrderRejected, Or
 from engines.venue import CancelResult
 
 _STAMPS = ("seq", "ts")
+#: event class -> its twin (see above), for a loop that inlines the construction (the bulk cancel)
+TWINS: dict[type, type] = {}
 
 
 def _setter(cls: type, name: str) -> Callable[[Any, Any], None]:
@@ -66,6 +68,7 @@ def _twin(cls: type) -> type | None:
         probe.__class__ = cls
     except TypeError:
         return None
+    TWINS[cls] = twin
     return twin
 
 

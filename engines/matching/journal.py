@@ -304,8 +304,8 @@ class Journal:
                     owner,
                     reason,
                     len(order_ids),
-                    json.dumps(order_ids),
-                    json.dumps(qtys),
+                    repr(order_ids),  # a list of ints: its repr is its JSON (and ~2x cheaper to make)
+                    repr(qtys),
                     _seqs_json(evs),
                 )
             )

@@ -317,7 +317,8 @@ async def test_venue_status_unknown_when_the_session_is_down_or_silent(tmp_path:
 
 
 async def test_venue_falls_back_to_h_when_the_counterparty_refuses_af(tmp_path: Path) -> None:
-    d = Desk(loop_config(tmp_path)).build(BUILDERS)
+    # A counterparty that drops reports for an absent client (no store-and-forward).
+    d = Desk(loop_config(tmp_path, store_offline=False)).build(BUILDERS)
     ev = Events(d, "loop")
     await d.start()
     try:
@@ -395,7 +396,9 @@ async def test_venue_reports_orders_it_did_not_send_unattributed_and_cancels_the
 
 
 async def test_fills_missed_while_disconnected_are_learned_from_status_reports(tmp_path: Path) -> None:
-    d = Desk(loop_config(tmp_path)).build(BUILDERS)
+    # A counterparty that drops reports for an absent client (no store-and-forward; see
+    # tests/test_fix_store_forward.py for the replay): the venue learns the fills from status reports.
+    d = Desk(loop_config(tmp_path, store_offline=False)).build(BUILDERS)
     ev = Events(d, "loop")
     await d.start()
     try:

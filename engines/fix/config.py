@@ -53,6 +53,14 @@ class FixSessionConfig(Section):
     # Venue: seconds to wait for the counterparty's complete answer to an order status request (AF / H)
     # before its open orders are reported unknown (OrderStatusUnavailable).
     status_timeout: float = Field(default=5.0, gt=0)
+    # Acceptor: application messages (ExecutionReports) for a client that is not logged on are stored
+    # under the session's next MsgSeqNum and replayed on its ResendRequest after it logs on again
+    # (QuickFIX semantics); false: refused, the gateway drops them (the client asks for order status).
+    store_offline: bool = True
+    # Venue (FIX 4.4): a desk-wide cancel_all (the kill switch's) sends one OrderMassCancelRequest (q)
+    # instead of an OrderCancelRequest per order, falling back to those on a reject or no answer.
+    # None: on for the desk's own loopback (port = 0), off for external counterparties.
+    mass_cancel: bool | None = None
     # The desk's own loopback pair only (an initiator with port = 0 and its acceptor counterpart): the
     # orders on it already passed the desk's risk gate as their bot's own orders, so the gateway's side
     # (owner fix:<SenderCompID>) is not gated or counted again. None: yes for the loopback pair; false

@@ -42,6 +42,7 @@ from engines.fix.errors import (
     SessionNotActive,
     UnsupportedMessageType,
 )
+from engines.fix.events import SessionState
 from engines.fix.message import FixMessage, Message, utc_timestamp
 from engines.instruments import Instrument, OffGridError
 from engines.marketdata import Depth, Trade
@@ -289,7 +290,7 @@ class Gateway(Application):
         self._formats: dict[str, _Formats] = {}
         self.counts = {
             "orders": 0, "rejects": 0, "fills": 0, "cancels": 0, "replaces": 0, "dropped": 0, "errors": 0,
-            "adopted": 0, "possdup_ignored": 0,
+            "adopted": 0, "possdup_ignored": 0, "stored": 0, "mass_cancels": 0,
         }  # fmt: skip
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: list[tuple[Session | None, Message]] = []
@@ -411,9 +412,14 @@ class Gateway(Application):
         try:
             session.send_nowait(msg)
         except SessionNotActive:
-            # The client is away: like QuickFIX, the report is not queued; it can ask for order status.
+            # Only a session without store-and-forward (SessionSettings.store_offline off) refuses.
             self.counts["dropped"] += 1
             log.warning("fix gateway: %s not logged on, %s dropped", session.session_id, msg.msg_type)
+            return
+        if session.state is not SessionState.ACTIVE:
+            # The client is away: as with QuickFIX the report took the session's next MsgSeqNum and is in
+            # its store; the client's ResendRequest after its next Logon replays it (PossDup).
+            self.counts["stored"] += 1
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait for running order operations and held reports (tests, shutdown)."""

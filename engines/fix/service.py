@@ -57,6 +57,7 @@ def settings_for(sc: FixSessionConfig) -> SessionSettings:
         reconnect_base=sc.reconnect_base,
         reconnect_max=sc.reconnect_max,
         reconnect_jitter=sc.reconnect_jitter,
+        store_offline=sc.store_offline,
     )
 
 
@@ -147,6 +148,7 @@ class FixService:
                 # Its orders of before a restart, known (unverified) from build on: engines that start
                 # before FIX (the kill switch's latched sweep, grid bots) can see them in known_orders().
                 venue.restore()
+                venue.mass_cancel = sc.mass_cancel if sc.mass_cancel is not None else sc.port == 0
                 self.venues[venue.name] = venue
                 desk.router.add_venue(venue)
                 app = venue

@@ -121,6 +121,11 @@ class SessionSettings(BaseModel):
     publish_messages: bool = True  # FixMessageLogged on the bus for every message
     log_max_bytes: int = 10_000_000  # audit log rotation
     log_backups: int = 5
+    # Acceptor: an application message sent while the peer is not logged on (disconnected, or in the
+    # middle of logon/logout) is not refused: it gets the next MsgSeqNum and is committed to the store
+    # without being written, so the peer's ResendRequest after its next Logon replays it (PossDup), as
+    # QuickFIX does. A ResetSeqNumFlag logon (or a reset policy firing) discards such messages.
+    store_offline: bool = True
 
 
 class Validator(Protocol):
@@ -206,6 +211,8 @@ class Session:
         self._stop_requested = False
         self._state_changed: asyncio.Condition | None = None
         self._in_log: list[bytes] = []  # inbound frames for the audit log, written once per read chunk
+        self._offline_commit: asyncio.Handle | asyncio.Task[None] | None = None
+        self.stored_offline = 0  # application messages stored while the peer was not logged on
 
         # statistics
         self.msgs_in = 0
@@ -266,7 +273,9 @@ class Session:
         It is committed to the store and written by the flusher within this event-loop turn.
         """
         if self._state is not SessionState.ACTIVE:
-            raise SessionNotActive(f"{self.key} is {self._state.value}")
+            if not self.stores_offline:
+                raise SessionNotActive(f"{self.key} is {self._state.value}")
+            return self._send_offline(msg)
         if not isinstance(msg, Message):
             msg = from_simplefix(msg)
         try:
@@ -279,6 +288,84 @@ class Session:
             mt_b = mt.encode("latin-1")
         return self._queue(mt_b, msg.body(), True)
 
+    @property
+    def stores_offline(self) -> bool:
+        """Whether an application message sent now, while not logged on, is stored for a later resend
+        (acceptor sessions with ``store_offline``, once opened) rather than refused."""
+        return self.role == "acceptor" and self.settings.store_offline and self._opened
+
+    def _send_offline(self, msg: Message | Any) -> int:
+        """Store-and-forward: the message takes the next MsgSeqNum and goes to the store, not the wire.
+
+        Connected (logon or logout in progress): the flusher commits it with its next batch. Not
+        connected: committed at the end of this event-loop turn, one transaction for everything sent
+        in the turn (at once when there is no running loop). Either way the sequence number and the
+        message are committed together, so a SIGKILL loses neither once committed; the peer's next
+        Logon finds our MsgSeqNum ahead of what it expects and asks for the gap."""
+        if not isinstance(msg, Message):
+            msg = from_simplefix(msg)
+        try:
+            self.app.to_app(msg, self)
+        except DoNotSend:
+            return 0
+        mt = msg.msg_type
+        seq = self._queue(_MT_BYTES.get(mt) or mt.encode("latin-1"), msg.body(), True, wire=False)
+        self.stored_offline += 1
+        if self._flusher is None or self._flusher.done():
+            self._schedule_offline_commit()
+        else:
+            self._kick()
+        return seq
+
+    def _schedule_offline_commit(self) -> None:
+        if self._offline_commit is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._commit_offline()
+            return
+        self._offline_commit = loop.call_soon(self._commit_offline)
+
+    def _commit_offline(self) -> None:
+        """Commit what was stored while not connected (a connection's flusher takes over otherwise)."""
+        self._offline_commit = None
+        if self._flusher is not None and not self._flusher.done():
+            self._kick()
+            return
+        if not self._to_store and not self._reset_pending:
+            return
+        msgs, self._to_store = self._to_store, []
+        seqs = (self.next_sender_seq, self.next_target_seq)
+        save_now = getattr(self.store, "save_now", None)
+        if save_now is not None and not self._reset_pending:
+            save_now(self.key, seqs[0], seqs[1], msgs)
+            self._saved = seqs
+            return
+        # An async-only store (or a reset still to apply): in a task, in order, before anything else
+        # reads the store (``flushed`` and ``run`` wait for it).
+        self._offline_commit = asyncio.get_running_loop().create_task(self._commit_offline_async(msgs, seqs))
+
+    async def _commit_offline_async(self, msgs: list[tuple[int, bytes]], seqs: tuple[int, int]) -> None:
+        try:
+            if self._reset_pending:
+                self._reset_pending = False
+                await self.store.reset(self.key, self.clock.time_ns())
+            await self.store.save(self.key, seqs[0], seqs[1], msgs)
+            self._saved = seqs
+        finally:
+            self._offline_commit = None
+
+    async def _offline_committed(self) -> None:
+        """Everything stored while not connected is committed (before a connection or a flush waiter)."""
+        pending = self._offline_commit
+        if isinstance(pending, asyncio.Handle):
+            pending.cancel()
+            self._commit_offline()
+            pending = self._offline_commit
+        if isinstance(pending, asyncio.Task):
+            await asyncio.shield(pending)
+
     async def send(self, msg: Message | Any) -> int:
         """Queue an application message and wait until it is stored and written; returns MsgSeqNum."""
         seq = self.send_nowait(msg)
@@ -288,6 +375,7 @@ class Session:
     async def flushed(self) -> None:
         """Wait until everything queued so far is stored and handed to the socket."""
         if self._flusher is None or self._flusher.done():
+            await self._offline_committed()
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._flush_waiters.append(fut)
@@ -356,6 +444,7 @@ class Session:
         if self._writer is not None:
             raise RuntimeError(f"{self.key} already has a connection")
         await self.open()
+        await self._offline_committed()
         if initiator is None:
             initiator = self.role == "initiator"
         self._writer = writer
@@ -480,7 +569,7 @@ class Session:
         if self._kick_evt is not None:
             self._kick_evt.set()
 
-    def _queue(self, msg_type: bytes, body: bytes, store: bool, extra_header: bytes = b"") -> int:
+    def _queue(self, msg_type: bytes, body: bytes, store: bool, extra_header: bytes = b"", wire: bool = True) -> int:
         seq = self.next_sender_seq
         self.next_sender_seq = seq + 1
         # Same bytes as message.encode, with the constant header parts prepared once per session and
@@ -493,6 +582,8 @@ class Session:
         raw = b"%s10=%03d\x01" % (msg, byte_sum(msg) & 255)
         if store:
             self._to_store.append((seq, raw))
+        if not wire:  # store-and-forward (_send_offline): not on the wire now; its resend is logged then
+            return seq
         self._to_wire.append(raw)
         self._last_sent = self.clock.monotonic()
         self.msgs_out += 1

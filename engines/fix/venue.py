@@ -157,6 +157,11 @@ class FixVenue(Application):
         self._mass: dict[str, _MassStatus] = {}  # MassStatusReqID -> request in progress
         self._h_waiters: dict[str, list[asyncio.Future[OpenOrder | None]]] = {}  # ClOrdID -> H answers due
         self.mass_status = True  # False once the counterparty refused AF: H per order from then on
+        # FIX 4.4 OrderMassCancelRequest (q) for a desk-wide cancel_all; off by default (the desk's service
+        # turns it on for its own loopback), and off for good once the counterparty refuses it.
+        self.mass_cancel = False
+        self._mass_cancels: dict[str, asyncio.Future[FixMessage]] = {}  # ClOrdID of a q -> its r
+        self._mc_seq = itertools.count(1)
         self.counts = {
             "sent": 0, "reports": 0, "fills": 0, "rejects": 0, "duplicates": 0, "status_reports": 0,
             "status_requests": 0, "restored": 0, "adopted": 0, "vanished": 0,

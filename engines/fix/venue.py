@@ -617,10 +617,19 @@ class FixVenue(Application):
                 )
             )  # fmt: skip
         elif exec_type in _FILL_TYPES:
-            self.counts["fills"] += 1
             qty = self._lots(inst, msg.get(32))
             price = self._ticks(inst, msg.get(31)) or 0
             leaves = self._lots(inst, msg.get(151))
+            cum_raw = msg.get(14)
+            if vo.baseline and cum_raw and 0 < self._lots(inst, cum_raw) <= vo.cum:
+                # Its CumQty is no more than we already count: this execution was learned already — from
+                # an order status report (a fill of an order we could not hear) that reached us before
+                # this report, e.g. a stored report replayed (PossDup) after we asked. Applied once.
+                self.counts["duplicates"] += 1
+                log.info("fix venue %s: fill %s of %s already counted (CumQty %s)", self.name,
+                         msg.get_str(17, ""), vo.client_id, cum_raw.decode())  # fmt: skip
+                return
+            self.counts["fills"] += 1
             vo.cum += qty
             vo.notional += price * qty
             if not vo.baseline and msg.get(14):  # restored: the report's CumQty includes the earlier fills

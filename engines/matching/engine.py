@@ -120,6 +120,7 @@ class SubmitResult:
 
 _new_result = fast_constructor(SubmitResult)  # SubmitResult(...) without the dataclass __init__
 _first = operator.itemgetter(0)
+_LIFE_NEW = (("new", ""),)  # a fresh order's lifecycle (one shared tuple: see cancel_all)
 assert OrderCanceled in TWINS and CancelResult in TWINS, "cancel_all inlines their fast construction"
 
 
@@ -426,7 +427,7 @@ class MatchingEngine:
             return self._reject(req, R_DUP_CLIENT_ID)
         book = s.book
         oid = self._next_id
-        rec = [req, cid, qty, "", (("new", ""),)]
+        rec = [req, cid, qty, "", _LIFE_NEW]
         side = req.side
         t = req.tif
         o = book.submit(
@@ -669,6 +670,7 @@ class MatchingEngine:
         results: list[CancelResult] = []
         why = reason or "cancel all"
         life = (("canceled", why),)
+        new_then_canceled = _LIFE_NEW + life  # the common lifecycle, shared by every untouched order
         venue = self.venue
         out = self._out
         jr = self.journal
@@ -699,7 +701,8 @@ class MatchingEngine:
                 cid = rec[1]
                 oowner = o[4]
                 rec[3] = why
-                rec[4] += life
+                lc = rec[4]
+                rec[4] = new_then_canceled if lc is _LIFE_NEW else lc + life
                 oid = o[0]
                 ev = new(canceled_twin)
                 ev.seq = 0

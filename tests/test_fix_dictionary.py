@@ -65,8 +65,10 @@ def test_desk_dictionaries_load_with_all_desk_messages() -> None:
     for begin in ("FIX.4.4", "FIX.4.2"):
         dd = default_dictionary(begin)
         assert dd.begin_string == begin
-        # OrderMassStatusRequest (AF) exists from FIX 4.3 on.
-        assert set(dd.messages_by_name) == names | ({"OrderMassStatusRequest"} if begin == "FIX.4.4" else set())
+        # OrderMassStatusRequest (AF) exists from FIX 4.3 on; the desk uses OrderMassCancelRequest/Report
+        # (q/r) on 4.4 only.
+        v44 = {"OrderMassStatusRequest", "OrderMassCancelRequest", "OrderMassCancelReport"}
+        assert set(dd.messages_by_name) == names | (v44 if begin == "FIX.4.4" else set())
         assert dd.is_admin("A") and not dd.is_admin("D")
     d44, d42 = default_dictionary("FIX.4.4"), default_dictionary("FIX.4.2")
     # Components flattened: Instrument (Symbol required) and OrderQtyData (OrderQty required) in 4.4.

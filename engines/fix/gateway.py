@@ -92,6 +92,8 @@ _STATUS_CODE = {
     OrderStatus.EXPIRED: "C",
 }
 _AVG_PLACES = Decimal("0.00000001")
+#: OrderMassCancelReport: affected orders listed in its NoAffectedOrders group at most (533 has the total).
+MASS_CANCEL_LISTED = 1_000
 _STATUS_BYTES = {k: v.encode() for k, v in _STATUS_CODE.items()}
 _SIDE_BYTES = {k: v.encode() for k, v in _SIDE_CODE.items()}
 _TIF_BYTES = {k: v.encode() for k, v in _TIF_CODE.items()}
@@ -357,6 +359,8 @@ class Gateway(Application):
             op = self._order_status(msg, session, self._required(msg, 11).decode("latin-1"))
         elif t == "AF" and session.session_id.begin_string != FIX42:
             op = self._mass_status(msg, session, self._mass_status_query(msg))
+        elif t == "q" and session.session_id.begin_string != FIX42:
+            op = self._mass_cancel(session, self._mass_cancel_query(msg))
         else:
             raise UnsupportedMessageType(t)
         if op is None:
@@ -660,6 +664,79 @@ class Gateway(Application):
         m.append(102, reason)
         m.append(58, text)
         self._send(session, m)
+
+    # --- mass cancel: OrderMassCancelRequest (q, 4.4) ---------------------------------------------------
+    def _mass_cancel_query(self, msg: FixMessage) -> tuple[bytes, bytes, str | None, Side | None]:
+        """(ClOrdID, MassCancelRequestType, symbol, side) of a q; a missing tag is a session Reject."""
+        cl = self._required(msg, 11)
+        req_type = self._required(msg, 530)
+        symbol = self._required(msg, 55).decode("latin-1") if req_type == b"1" else None
+        side_b = msg.get(54)
+        side = _SIDES.get(side_b) if side_b else None
+        if side_b and side is None:
+            raise IncorrectTagValue(54)
+        return cl, req_type, symbol, side
+
+    async def _mass_cancel(self, session: Session, query: tuple[bytes, bytes, str | None, Side | None]) -> None:
+        """Cancel the client's own orders (owner ``fix:<CompID>``) — all (530=7) or one security's (530=1) —
+        in one bulk call of the venue (the matching engine's ``cancel_all``). Each canceled order gets its
+        ExecutionReport 150=4 as any cancel does; then the OrderMassCancelReport (r) says how many (533)
+        and which (534 group, up to MASS_CANCEL_LISTED). Other request types: r with 531=0 (rejected)."""
+        cl, req_type, symbol, side = query
+        owner = self.owner_of(session)
+        self.counts["mass_cancels"] += 1
+        if req_type not in (b"1", b"7"):
+            self._send(session, self._mass_cancel_report(
+                cl, req_type, b"0", [], symbol, side,
+                reject=(b"0", f"MassCancelRequestType {req_type.decode('latin-1')} is not supported (1 and 7 are)"),
+            ))  # fmt: skip
+            return
+        if symbol is not None and symbol not in self.instruments:
+            self._send(session, self._mass_cancel_report(cl, req_type, b"0", [], symbol, side,
+                                                         reject=(b"1", f"unknown symbol {symbol}")))  # fmt: skip
+            return
+        if side is None:
+            results = await self.router.venue(self.venue).cancel_all(owner=owner, symbol=symbol)
+        else:  # the bulk path has no side filter: the side's orders one by one
+            orders = self._status_orders(owner, symbol, side)
+            results = list(await asyncio.gather(
+                *(self.router.cancel(self.venue, g.symbol, g.cl_ord_id, owner) for g in orders)
+            ))  # fmt: skip
+        done = [r for r in results if r.confirmed and r.owner == owner]
+        self._send(session, self._mass_cancel_report(cl, req_type, req_type, done, symbol, side))
+
+    def _mass_cancel_report(
+        self,
+        cl: bytes,
+        req_type: bytes,
+        response: bytes,
+        done: list[Any],
+        symbol: str | None,
+        side: Side | None,
+        reject: tuple[bytes, str] | None = None,
+    ) -> Message:
+        """OrderMassCancelReport (r): 11, 37 (our id for the request), 530, 531, 532 when rejected, 533,
+        the NoAffectedOrders group (41, 535) and 55/54 echoed."""
+        self._exec_seq += 1
+        parts = [b"11=%s\x0137=%smc%d\x01530=%s\x01531=%s\x01" % (cl, self._exec_prefix_b, self._exec_seq,
+                                                                    req_type, response)]  # fmt: skip
+        if reject is not None:
+            parts.append(b"532=%s\x01" % reject[0])
+        parts.append(b"533=%d\x01" % len(done))
+        listed = done[:MASS_CANCEL_LISTED]
+        if listed:
+            parts.append(b"534=%d\x01" % len(listed))
+            for r in listed:
+                parts.append(b"41=%s\x01535=%s\x01" % (r.client_id.encode("latin-1"),
+                                                       b"NONE" if r.order_id is None else b"%d" % r.order_id))
+        if symbol is not None:
+            parts.append(b"55=%s\x01" % symbol.encode("latin-1"))
+        if side is not None:
+            parts.append(b"54=%s\x01" % _SIDE_BYTES[side])
+        parts.append(b"60=%s\x01" % utc_timestamp(self.clock.time_ns()))
+        if reject is not None:
+            parts.append(b"58=%s\x01" % reject[1].encode("latin-1", "replace"))
+        return Prebuilt("r", b"".join(parts))
 
     # --- order status: OrderStatusRequest (H), OrderMassStatusRequest (AF, 4.4) --------------------------
     def _mass_status_query(self, msg: FixMessage) -> tuple[str, str | None, Side | None]:

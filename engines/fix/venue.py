@@ -31,6 +31,7 @@ cancels them, no bot adopts them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -86,6 +87,10 @@ class OrderStatusUnavailable(ConnectionError):
 
 class _MassStatusRefused(Exception):
     """The counterparty answered AF with a BusinessMessageReject: it does not support it."""
+
+
+class _MassCancelRefused(Exception):
+    """The counterparty refused q (BusinessMessageReject or session Reject): per-order cancels instead."""
 
 
 @dataclass(slots=True)
@@ -162,9 +167,10 @@ class FixVenue(Application):
         self.mass_cancel = False
         self._mass_cancels: dict[str, asyncio.Future[FixMessage]] = {}  # ClOrdID of a q -> its r
         self._mc_seq = itertools.count(1)
+        self._closed_evt = asyncio.Event()  # set whenever an order is forgotten (closed)
         self.counts = {
             "sent": 0, "reports": 0, "fills": 0, "rejects": 0, "duplicates": 0, "status_reports": 0,
-            "status_requests": 0, "restored": 0, "adopted": 0, "vanished": 0,
+            "status_requests": 0, "restored": 0, "adopted": 0, "vanished": 0, "mass_cancels": 0,
         }  # fmt: skip
 
     # --- persistence --------------------------------------------------------------------------------
@@ -215,13 +221,17 @@ class FixVenue(Application):
                 self._execution_report(msg)
         elif t == "9":
             self._cancel_reject(msg)
+        elif t == "r":
+            fut = self._mass_cancels.get(msg.get_str(11, "") or "")
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
         elif t == "j":
             self._business_reject(msg)
         # Market data and anything else the counterparty sends are not the venue's business.
 
     def from_admin(self, msg: FixMessage, session: Session) -> None:
-        if msg.msg_type == "3" and msg.get(372) == b"AF":
-            self._business_reject(msg)  # a session-level Reject of AF (a dictionary without it): refused too
+        if msg.msg_type == "3" and msg.get(372) in (b"AF", b"q"):
+            self._business_reject(msg)  # a session-level Reject of AF/q (a dictionary without it): refused too
 
     def on_logout(self, session: Session) -> None:
         # Answers still due will not come on this connection: the callers learn it now, not at timeout.
@@ -233,6 +243,9 @@ class FixVenue(Application):
             for f in futs:
                 if not f.done():
                     f.set_exception(exc)
+        for f in self._mass_cancels.values():
+            if not f.done():
+                f.set_exception(SessionNotActive(f"FIX venue {self.name}: logged out before the mass cancel answer"))
 
     # --- Venue --------------------------------------------------------------------------------------
     @property
@@ -513,7 +526,16 @@ class FixVenue(Application):
     async def cancel_all(self, owner: str | None = None, symbol: str | None = None) -> list[CancelResult]:
         """Cancel what we hold open at once (a kill must not wait for a status round trip), and whatever
         else the counterparty reports open (a previous life's orders) once it answers. If it cannot
-        answer, the orders we hold are still cancelled; the others stay as unknown as they were."""
+        answer, the orders we hold are still cancelled; the others stay as unknown as they were.
+
+        Desk-wide (``owner`` None) on FIX 4.4 with ``mass_cancel`` on: one OrderMassCancelRequest instead
+        (see :meth:`_mass_cancel`), which also reaches orders of a previous life without a status round
+        trip; per-order cancels remain the fallback."""
+        if owner is None and self.mass_cancel and self.connected and self.session is not None \
+                and self.session.session_id.begin_string != "FIX.4.2":  # fmt: skip
+            results = await self._mass_cancel(symbol)
+            if results is not None:
+                return results
         known = self.known_orders(owner, symbol)
         asked = {(o.owner, o.client_id) for o in known}
         first = asyncio.gather(*(self.cancel(o.symbol, o.client_id, o.owner) for o in known))
@@ -527,6 +549,74 @@ class FixVenue(Application):
         results += await asyncio.gather(*(self.cancel(o.symbol, o.client_id, o.owner) for o in extra))
         return results
 
+    async def _mass_cancel(self, symbol: str | None) -> list[CancelResult] | None:
+        """OrderMassCancelRequest (q): 530=7 all orders of the session, or 530=1 with the symbol.
+
+        The counterparty's ExecutionReports (150=4) close the orders as usual; its OrderMassCancelReport
+        (r) says how many it canceled (533) and which (534: 41/535). Each order we held is confirmed once
+        it is closed here (canceled, or filled meanwhile); those still open when the list says they were
+        not affected — or after ``cancel_timeout`` when the list is not complete — get an
+        OrderCancelRequest each. Orders listed that we did not hold (another process's on this session)
+        come back confirmed, unattributed. None (nothing decided: per-order cancels) when the request is
+        rejected (531=0), refused (j or 3), unanswered in time, or the session drops."""
+        session = self.session
+        assert session is not None
+        held = [vo for o in self.known_orders(None, symbol)
+                if (vo := self._by_owner_client.get((o.owner, o.client_id))) is not None]  # fmt: skip
+        cl = f"{self.name}-mc{next(self._mc_seq)}-{self.clock.time_ns() // 1_000_000}"
+        m = Message("q", [(11, cl), (530, "7" if symbol is None else "1")])
+        if symbol is not None:
+            m.append(55, symbol)
+        m.append(60, utc_timestamp(self.clock.time_ns()))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[FixMessage] = loop.create_future()
+        self._mass_cancels[cl] = fut
+        try:
+            self._send(m)
+            report = await asyncio.wait_for(fut, self.cancel_timeout)
+        except (SessionNotActive, TimeoutError, _MassCancelRefused) as exc:
+            log.warning("fix venue %s: mass cancel %s not done (%s): cancelling per order", self.name, cl,
+                        type(exc).__name__ if not str(exc) else exc)  # fmt: skip
+            return None
+        finally:
+            self._mass_cancels.pop(cl, None)
+        if report.get(531) in (None, b"0"):
+            log.warning("fix venue %s: mass cancel %s rejected (532=%s %s): cancelling per order", self.name, cl,
+                        report.get_str(532, ""), report.get_str(58, ""))  # fmt: skip
+            return None
+        self.counts["mass_cancels"] += 1
+        listed = [(v.decode("latin-1"), report_id) for v, report_id in _affected(report)]
+        total = report.get(533)
+        complete = total is not None and total.isdigit() and int(total) == len(listed)
+        affected = {c for c, _ in listed}
+        # Reports of the orders it canceled may still be on their way (a counterparty may answer r first).
+        deadline = loop.time() + self.cancel_timeout
+        while True:
+            waiting = [vo for vo in held if vo.status.is_open and (not complete or vo.client_id in affected)]
+            left = deadline - loop.time()
+            if not waiting or left <= 0:
+                break
+            self._closed_evt.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed_evt.wait(), left)
+        results: list[CancelResult] = []
+        retry = []
+        for vo in held:
+            req = vo.req
+            if vo.status.is_open:
+                retry.append(vo)
+            else:
+                results.append(CancelResult(self.name, req.symbol, vo.order_id or None, vo.client_id, req.owner,
+                                            True, "" if vo.status is not OrderStatus.FILLED else "filled"))  # fmt: skip
+        mine = {vo.client_id for vo in held}
+        for c, rid in listed:
+            if c not in mine:
+                oid = self._order_id(rid) if rid and rid != "NONE" else None
+                results.append(CancelResult(self.name, symbol or "", oid, c, "", True, "mass cancel"))
+        if retry:
+            results += await asyncio.gather(*(self.cancel(vo.req.symbol, vo.client_id, vo.req.owner) for vo in retry))
+        return results
+
     # --- inbound ------------------------------------------------------------------------------------
     def _reject(self, order: OrderRequest, client_id: str, reason: str) -> None:
         self.counts["rejects"] += 1
@@ -538,6 +628,7 @@ class FixVenue(Application):
         )  # fmt: skip
 
     def _forget(self, vo: _VenueOrder) -> None:
+        self._closed_evt.set()
         self._orders.pop(vo.client_id, None)
         self._by_owner_client.pop((vo.req.owner, vo.client_id), None)
         if self.store is not None:
@@ -823,6 +914,13 @@ class FixVenue(Application):
         )  # fmt: skip
 
     def _business_reject(self, msg: FixMessage) -> None:
+        if msg.get(372) == b"q":
+            self.mass_cancel = False  # not supported there: per-order cancels from now on
+            refused = _MassCancelRefused(msg.get_str(58, "") or "q refused")
+            for f in self._mass_cancels.values():
+                if not f.done():
+                    f.set_exception(refused)
+            return
         if msg.get(372) != b"AF":
             return
         self.mass_status = False
@@ -868,3 +966,20 @@ class FixVenue(Application):
             "open_orders": sum(1 for vo in self._by_owner_client.values() if vo.status.is_open),
             **self.counts,
         }
+
+
+def _affected(report: FixMessage) -> list[tuple[bytes, str]]:
+    """The NoAffectedOrders group of an OrderMassCancelReport: (OrigClOrdID, AffectedOrderID) pairs."""
+    out: list[tuple[bytes, str]] = []
+    cl: bytes | None = None
+    for tag, value in report.pairs():
+        if tag == 41:
+            if cl is not None:
+                out.append((cl, ""))
+            cl = value
+        elif tag == 535 and cl is not None:
+            out.append((cl, value.decode("latin-1")))
+            cl = None
+    if cl is not None:
+        out.append((cl, ""))
+    return out

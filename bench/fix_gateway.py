@@ -45,13 +45,13 @@ from _fixclient import (  # the benches' shared client, beside this file
 from engines.fix.message import Message
 
 DESK_CHILD = """
-import asyncio, gc, os, sys, time
+import asyncio, gc, json, os, sys, time
 from engines.config import DeskConfig
 from engines.runtime import Desk
 
-async def main(data_dir, journal):
+async def main(data_dir, journal, desk_gc):
     cfg = DeskConfig(
-        desk={"name": "bench", "data_dir": data_dir},
+        desk={"name": "bench", "data_dir": data_dir, **desk_gc},
         instruments={"BTC-USD": {"tick_size": "0.5", "lot_size": "0.001", "base": "BTC", "quote": "USD"}},
         mm=[], grid=[],
         matching={"journal": journal, "self_trade": "none", "rest": {"enabled": False}, "ws": {"enabled": False}},
@@ -95,7 +95,7 @@ async def main(data_dir, journal):
     await desk.stop()
     print(status, flush=True)
 """ + CHILD_CONTROL + """
-asyncio.run(main(sys.argv[1], sys.argv[2] == "journal"))
+asyncio.run(main(sys.argv[1], sys.argv[2] == "journal", json.loads(sys.argv[3])))
 """
 
 
@@ -113,11 +113,13 @@ def order_maker(resting: bool):
 
 async def bench(
     n: int, window: int, runs: int, tmp: Path, journal: bool = True, resting: bool = False,
-    profile: str | None = None,
+    profile: str | None = None, desk_gc: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     n -= n % 2
     env = {"FIX_BENCH_PROFILE": f"{profile}/fix_gateway_desk.prof"} if profile else None
-    child, port = start_child(DESK_CHILD, str(tmp / "desk"), "journal" if journal else "no-journal", env=env)
+    child, port = start_child(
+        DESK_CHILD, str(tmp / "desk"), "journal" if journal else "no-journal", json.dumps(desk_gc or {}), env=env
+    )
     try:
         client = await connect(port, tmp / "client.sqlite", ack_only_new=True)
         order = order_maker(resting)
@@ -185,15 +187,24 @@ def main() -> None:
     ap.add_argument("--no-journal", action="store_true", help="matching engine without its SQLite journal")
     ap.add_argument("--resting", action="store_true", help="orders that never trade: one report each")
     ap.add_argument("--profile", metavar="DIR", help="cProfile the desk and the client into DIR/fix_gateway_*.prof")
+    ap.add_argument("--no-gc-freeze", action="store_true", help="desk without [desk] gc_freeze (Python's GC as is)")
+    ap.add_argument("--gc-threshold", metavar="A,B,C", help="desk's [desk] gc_threshold ('none': Python's 700,10,10)")
     args = ap.parse_args()
     if args.quick:
         args.orders, args.runs = 3_000, 1
+    desk_gc: dict[str, Any] = {}
+    if args.no_gc_freeze:
+        desk_gc["gc_freeze"] = False
+    if args.gc_threshold:
+        desk_gc["gc_threshold"] = (
+            None if args.gc_threshold == "none" else [int(x) for x in args.gc_threshold.split(",")]
+        )
     machine = f"{os.cpu_count()}-core {platform.machine()}, Python {platform.python_version()}"
     load0 = load_average()
     print(f"{machine}, load average {load0:.2f} at the start")
     with tempfile.TemporaryDirectory() as tmp:
         e = asyncio.run(bench(args.orders, args.window, args.runs, Path(tmp), not args.no_journal, args.resting,
-                              args.profile))
+                              args.profile, desk_gc))
     print(
         f"FIX gateway end to end: {e['runs']} x {e['orders']:,} NewOrderSingles ({e['flow']}) -> ExecutionReports,"
         " through router, risk gate and matching engine; SqliteStore on both sessions"
@@ -219,6 +230,7 @@ def main() -> None:
         "bench": "fix_gateway",
         "machine": machine,
         "load_avg_1m_start": round(load0, 2),
+        "desk_gc": desk_gc or "defaults",
         **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in e.items() if k != "gateway"},
     }
     print(json.dumps(figures))

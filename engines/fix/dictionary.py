@@ -28,6 +28,7 @@ from typing import Any
 
 from engines.fix.errors import RejectInfo, SessionRejectReason
 from engines.fix.message import SECRET_TAGS as WIRE_SECRET_TAGS
+from engines.fix.message import FixMessage
 
 SPEC_DIR = Path(__file__).resolve().parent / "spec"
 DEFAULT_FILES = {"FIX.4.4": SPEC_DIR / "OPDESK-FIX44.xml", "FIX.4.2": SPEC_DIR / "OPDESK-FIX42.xml"}
@@ -435,7 +436,9 @@ class Validator:
         self.allow_user_defined_fields = allow_user_defined_fields
         self.validate_admin = validate_admin
         self._plans: dict[str, dict[int, tuple[int, FieldDef, GroupDef | None]]] = {}
-        self._shapes: dict[str, set[tuple[int, ...]]] = {}  # tag sequences found valid, per MsgType
+        # Tag sequences found valid, per MsgType -> the positions whose values still need a check there.
+        self._shapes: dict[str, dict[tuple[int, ...], tuple[tuple[int, FieldDef, set[bytes]], ...]]] = {}
+        self._good: dict[int, set[bytes]] = {}  # tag -> values found valid (the shape fast path's memory)
         self.known_msg_types = (
             frozenset(dictionary.fields[35].enums) if 35 in dictionary.fields else frozenset()
         )
@@ -445,7 +448,7 @@ class Validator:
 
     def validate(self, msg: Any) -> RejectInfo | None:
         """None if ``msg`` is valid, else what to reject it with (373, 371 and 58)."""
-        pairs = _byte_pairs(pairs_of(msg))
+        pairs = msg.pairs() if type(msg) is FixMessage else _byte_pairs(pairs_of(msg))
         dd = self.dictionary
         msg_type = getattr(msg, "msg_type", None)
         if not isinstance(msg_type, str):
@@ -458,42 +461,48 @@ class Validator:
         if mdef.category == "admin" and not self.validate_admin:
             return None
         # Structure (which tags, in which order: required fields, allowed tags, header/body/trailer order,
-        # repeats) depends only on the tag sequence; a sequence found valid before needs only the values
-        # not already known valid checked (a ClOrdID, the timestamps).
-        shape = tuple([t for t, _ in pairs])
+        # repeats) depends only on the tag sequence; a sequence found valid before needs only its values
+        # checked: every one present, and those with a format or an enum (the shape's plan) valid — the
+        # session-checked header fields (8, 9, 10, 34, 49, 52, 56) and free strings (a ClOrdID) have
+        # nothing more to check. Anything wrong: the full check below finds the same first problem.
+        shape = tuple([t for t, v in pairs if v])  # a field without a value leaves it short: no match
         shapes = self._shapes.get(msg_type)
         try:
-            if shapes is not None and shape in shapes:
-                try:
-                    for tag, raw in set(pairs).difference(dd.valid_values):
-                        self._value(tag, raw)
-                    return None
-                except _Problem:
-                    pass  # the full check below reports the first problem in wire order
+            if shapes is not None and len(shape) == len(pairs):
+                plan = shapes.get(shape)
+                if plan is not None:
+                    for i, f, good in plan:
+                        raw = pairs[i][1]
+                        if raw in good:
+                            continue
+                        if (f.check is not None and not f.check(raw)) or (f.enum_bytes and not f.valid_value(raw)):
+                            break
+                        if f.cacheable:
+                            if len(good) > 10_000:
+                                good.clear()
+                            good.add(raw)
+                    else:
+                        return None
             self._check_required(pairs, mdef)
             if not self._iterate(pairs, mdef):  # no repeating group: the shape alone says it all
                 if shapes is None:
-                    shapes = self._shapes[msg_type] = set()
+                    shapes = self._shapes[msg_type] = {}
                 if len(shapes) < 1_000:
-                    shapes.add(shape)
+                    shape = tuple([t for t, _ in pairs])
+                    shapes[shape] = self._shape_plan(shape)
         except _Problem as p:
             return _reject(p.reason, p.tag, p.detail)
         return None
 
-    def _value(self, tag: int, raw: bytes) -> None:
-        f = self.dictionary.fields.get(tag)
-        if (
-            f is None
-            or not raw
-            or (f.check is not None and not f.check(raw))
-            or (f.enum_bytes and not f.valid_value(raw))
-        ):
-            self._field(tag, raw)
-        elif f.cacheable:
-            valid = self.dictionary.valid_values
-            if len(valid) > 100_000:
-                valid.clear()
-            valid.add((tag, raw))
+    def _shape_plan(self, shape: tuple[int, ...]) -> tuple[tuple[int, FieldDef, set[bytes]], ...]:
+        """The positions of a valid shape whose values have a format or an enum to check."""
+        fields = self.dictionary.fields
+        plan = []
+        for i, tag in enumerate(shape):
+            f = fields.get(tag)
+            if f is not None and (f.check is not None or f.enum_bytes):
+                plan.append((i, f, self._good.setdefault(tag, set())))
+        return tuple(plan)
 
     def _check_required(self, pairs: Pairs, mdef: MessageDef) -> None:
         present = {t for t, _ in pairs}

@@ -510,6 +510,20 @@ class Gateway(Application):
         )
         # Registered before submitting: the outcome events arrive during the call.
         self.orders[(owner, cl)] = order
+        if not self._tasks and self.matching is not None:
+            venue = self.router.venues.get(self.venue)
+            if venue is not None and getattr(venue, "engine", None) is self.matching:
+                # The matching venue's submit is the router's gate then the engine's synchronous submit,
+                # then a wait for the journal — and the reports are held for that commit anyway
+                # (``_send``): so no task (nor coroutine) per order. Only with no operation task pending,
+                # so a client's operations still apply in the order they arrived.
+                if self.router.check(req) is None:
+                    try:
+                        self.matching.submit(req)
+                    except Exception:
+                        self.counts["errors"] += 1
+                        log.exception("fix gateway: order operation failed")
+                return None
         return self._submit(req, order, session)
 
     async def _submit(self, req: OrderRequest, order: GatewayOrder, session: Session) -> None:

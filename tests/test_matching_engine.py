@@ -459,3 +459,16 @@ def test_cancel_all_of_everything_closes_every_client_id(engine: MatchingEngine)
     view = engine.order("ETH-USD", owner="b", client_id="x")
     assert view is not None and (view.order_id, view.status) == (2, OrderStatus.CANCELED)
     assert engine.submit(req(Side.BUY, 98, 1, owner="a", cid="x")).status is OrderStatus.NEW
+
+
+async def test_a_big_cancel_all_publishes_everything_and_frees_its_batch_later(bus: Bus, engine: MatchingEngine) -> None:
+    for i in range(1500):
+        engine.submit(req(Side.BUY, 50 + i % 40, 1, owner=f"o{i % 3}", cid=f"c{i}"))
+    rec = Recorder(bus)
+    assert len(engine.cancel_all(reason="kill")) == 1500
+    canceled = rec.take(OrderCanceled)
+    assert [e.order_id for e in canceled] == list(range(1, 1501))
+    assert engine._out == [] and engine.open_orders() == []
+    await asyncio.sleep(0)  # the published batch is released on the next loop turn
+    res = engine.submit(req(Side.SELL, 60, 1, owner="z", cid="after"))
+    assert res.status is OrderStatus.NEW and [type(e) for e in rec.take(OrderAccepted)] == [OrderAccepted]

@@ -174,6 +174,7 @@ class Journal:
         self.id_source: Any = None  # the engine: read its counters at snapshot time
         self._json = True  # SQLite has json_each (checked on open)
         self._unapplied = False  # bulk cancels committed whose orders' rows are not updated yet
+        self._hold: list[Any] = []  # the last batch's bulk records (see _snapshot)
 
     # --- open / restore -------------------------------------------------------------------------------
     async def open(self) -> Restored:
@@ -295,6 +296,9 @@ class Journal:
         events, self.events = self.events, []
         trades, self.trades = self.trades, []
         bulk, self.bulk = self.bulk, []
+        # A kill's 10,000 events die with this batch: freed after the flush waiters ran (_writer),
+        # not on their acknowledgement path.
+        self._hold = bulk
         bulk_rows = []
         for symbol, owner, reason, order_ids, qtys, evs in bulk:
             bulk_rows.append(
@@ -426,6 +430,9 @@ class Journal:
             self._done_gen = gen
             self.batches += 1
             self._release(None)
+            if self._hold:
+                await asyncio.sleep(0)  # the woken waiters first
+                self._hold = []
 
     def _release(self, error: Exception | None) -> None:
         keep = []

@@ -97,6 +97,9 @@ MASS_CANCEL_LISTED = 1_000
 _STATUS_BYTES = {k: v.encode() for k, v in _STATUS_CODE.items()}
 _SIDE_BYTES = {k: v.encode() for k, v in _SIDE_CODE.items()}
 _TIF_BYTES = {k: v.encode() for k, v in _TIF_CODE.items()}
+# A set lookup: ``OrderStatus.is_open`` costs a tuple of enum attribute lookups per call (per report here).
+_OPEN_STATUSES = frozenset({OrderStatus.PENDING_NEW, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
+_EXEC_TYPE_BYTES = {c: c.encode() for c in ("0", "1", "2", "4", "5", "8", "C", "F", "I")}
 
 
 class Prebuilt(Message):
@@ -105,7 +108,9 @@ class Prebuilt(Message):
     __slots__ = ("_body",)
 
     def __init__(self, msg_type: str, body: bytes) -> None:
-        super().__init__(msg_type)
+        # Message.__init__'s work done directly (one per report): no fields, the body is ready.
+        self.msg_type = msg_type
+        self.fields = []
         self._body = body
 
     def body(self) -> bytes:
@@ -200,8 +205,17 @@ def _px(inst: Instrument, ticks: int) -> str:
 
 def _amount(value: float) -> bytes:
     """A float as a FIX AMT: fixed point, never exponent notation."""
-    text = f"{value:.8f}".rstrip("0").rstrip(".")
-    return (text if text not in ("", "-0") else "0").encode()
+    b = _AMOUNTS.get(value)
+    if b is None:
+        text = f"{value:.8f}".rstrip("0").rstrip(".")
+        b = (text if text not in ("", "-0") else "0").encode()
+        if len(_AMOUNTS) > 10_000:
+            _AMOUNTS.clear()
+        _AMOUNTS[value] = b
+    return b
+
+
+_AMOUNTS: dict[float, bytes] = {}  # fees repeat (same price and size): their texts, cached
 
 
 class OrderProblem(Exception):
@@ -239,7 +253,7 @@ class GatewayOrder:
 
     @property
     def leaves(self) -> int:
-        return 0 if not self.status.is_open else max(0, self.qty - self.cum)
+        return max(0, self.qty - self.cum) if self.status in _OPEN_STATUSES else 0
 
 
 @dataclass(slots=True)
@@ -939,22 +953,6 @@ class Gateway(Application):
                 self._formats[order.symbol] = fmt
         v42 = session.session_id.begin_string == FIX42
         self._exec_seq += 1
-        parts = [
-            b"37=%s\x0111=%s\x01"
-            % (
-                b"NONE" if order.order_id is None else b"%d" % order.order_id,
-                (cl if cl is not None else order.cl_ord_id).encode("latin-1"),
-            )
-        ]
-        if orig:
-            parts.append(b"41=%s\x01" % orig.encode("latin-1"))
-        parts.append(
-            b"17=%s%d\x01%s150=%s\x0139=%s\x01"
-            % (self._exec_prefix_b, self._exec_seq, b"20=0\x01" if v42 else b"", exec_type.encode(),
-               _STATUS_BYTES[order.status])
-        )  # fmt: skip
-        if rej:
-            parts.append(b"103=%s\x01" % rej.encode())
         fixed = order.fixed
         if fixed is None or order.fixed_qty != order.qty:
             # The order's own fields (1, 55, 54, 38, 40, 44, 59) change only on a replace: built once.
@@ -966,21 +964,35 @@ class Gateway(Application):
                 _TIF_BYTES[order.tif],
             )  # fmt: skip
             order.fixed, order.fixed_qty = fixed, order.qty
-        parts.append(fixed)
-        if last is not None:
-            parts.append(b"32=%s\x0131=%s\x01" % (fmt.qty(last[1]), fmt.price(last[0])))
-        parts.append(
-            b"151=%s\x0114=%s\x016=%s\x0160=%s\x01"
-            % (fmt.qty(order.leaves), fmt.qty(order.cum), fmt.avg(order.notional, order.cum),
-               utc_timestamp(self.clock.time_ns()))
+        # One %-format for the whole body (absent optional fields are b""), fields in the same order as
+        # always: 37 11 [41] 17 [20] 150 39 [103] 1/55/54/38/40/44/59 [32 31] 151 14 6 60 [12 13] [851] [58].
+        cum = order.cum
+        status = order.status
+        return Prebuilt(
+            "8",
+            b"37=%s\x0111=%s\x01%s17=%s%d\x01%s150=%s\x0139=%s\x01%s%s%s151=%s\x0114=%s\x016=%s\x0160=%s\x01%s%s%s"
+            % (
+                b"NONE" if order.order_id is None else b"%d" % order.order_id,
+                (cl if cl is not None else order.cl_ord_id).encode("latin-1"),
+                b"41=%s\x01" % orig.encode("latin-1") if orig else b"",
+                self._exec_prefix_b, self._exec_seq,
+                b"20=0\x01" if v42 else b"",
+                _EXEC_TYPE_BYTES.get(exec_type) or exec_type.encode(),
+                _STATUS_BYTES[status],
+                b"103=%s\x01" % rej.encode() if rej else b"",
+                fixed,
+                b"32=%s\x0131=%s\x01" % (fmt.qty(last[1]), fmt.price(last[0])) if last is not None else b"",
+                fmt.qty(max(0, order.qty - cum) if status in _OPEN_STATUSES else 0),
+                fmt.qty(cum),
+                fmt.avg(order.notional, cum),
+                utc_timestamp(self.clock.time_ns()),
+                b"12=%s\x0113=3\x01" % _amount(fee) if fee is not None else b"",
+                (b"851=1\x01" if liquidity is Liquidity.MAKER else b"851=2\x01")
+                if liquidity is not None and not v42
+                else b"",
+                b"58=%s\x01" % text.encode("latin-1", "replace") if text else b"",
+            ),
         )  # fmt: skip
-        if fee is not None:
-            parts.append(b"12=%s\x0113=3\x01" % _amount(fee))
-        if liquidity is not None and not v42:
-            parts.append(b"851=1\x01" if liquidity is Liquidity.MAKER else b"851=2\x01")
-        if text:
-            parts.append(b"58=%s\x01" % text.encode("latin-1", "replace"))
-        return Prebuilt("8", b"".join(parts))
 
     def _mine(
         self,

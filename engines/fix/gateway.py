@@ -102,6 +102,70 @@ _OPEN_STATUSES = frozenset({OrderStatus.PENDING_NEW, OrderStatus.NEW, OrderStatu
 _EXEC_TYPE_BYTES = {c: c.encode() for c in ("0", "1", "2", "4", "5", "8", "C", "F", "I")}
 
 
+class _OrderRequestDraft(OrderRequest):
+    """OrderRequest's twin: no new slots (same layout) and plain attribute stores. The frozen dataclass's
+    ``__init__`` writes each field through ``object.__setattr__`` (~2 µs per order here); a draft is
+    filled with slot stores and then becomes an OrderRequest (``__class__`` assignment), the same
+    immutable instance the dataclass would make. Never escapes :func:`_order_request`."""
+
+    __slots__ = ()
+    __setattr__ = object.__setattr__  # type: ignore[assignment]
+    __delattr__ = object.__delattr__  # type: ignore[assignment]
+
+
+def _order_request_fast(
+    symbol: str, side: Side, qty: int, price: int | None, type: OrderType, tif: TimeInForce, post_only: bool,
+    client_id: str, owner: str, venue: str,
+) -> OrderRequest:
+    r = object.__new__(_OrderRequestDraft)
+    r.symbol = symbol
+    r.side = side
+    r.qty = qty
+    r.price = price
+    r.type = type
+    r.tif = tif
+    r.post_only = post_only
+    r.reduce_only = False
+    r.client_id = client_id
+    r.owner = owner
+    r.venue = venue
+    r.__class__ = OrderRequest
+    return r
+
+
+def _order_request_slow(
+    symbol: str, side: Side, qty: int, price: int | None, type: OrderType, tif: TimeInForce, post_only: bool,
+    client_id: str, owner: str, venue: str,
+) -> OrderRequest:
+    return OrderRequest(
+        symbol=symbol, side=side, qty=qty, price=price, type=type, tif=tif, post_only=post_only,
+        client_id=client_id, owner=owner, venue=venue,
+    )
+
+
+def _pick_order_request() -> Callable[..., OrderRequest]:
+    """The draft constructor if OrderRequest still has exactly the fields it sets and allows the class
+    switch (checked once, against the dataclass's own result); else the dataclass constructor."""
+    from dataclasses import fields
+
+    names = ("symbol", "side", "qty", "price", "type", "tif", "post_only", "reduce_only", "client_id", "owner",
+             "venue")  # fmt: skip
+    if tuple(f.name for f in fields(OrderRequest)) != names:
+        return _order_request_slow
+    args = ("X", Side.SELL, 3, 7, OrderType.LIMIT, TimeInForce.IOC, True, "c", "o", "v")
+    try:
+        fast = _order_request_fast(*args)
+    except TypeError:
+        return _order_request_slow
+    same = type(fast) is OrderRequest and fast == _order_request_slow(*args) and hash(fast) == hash(
+        _order_request_slow(*args)
+    )
+    return _order_request_fast if same else _order_request_slow
+
+
+_order_request = _pick_order_request()
+
+
 class Prebuilt(Message):
     """An outbound message whose body is already encoded (``tag=value<SOH>`` runs)."""
 
@@ -468,9 +532,10 @@ class Gateway(Application):
         f = dict(msg.pairs())  # parsed once (the validator already did it); later duplicates lose
         get = f.get
         cl_b, symbol_b, side_b, ord_type_code, qty_raw = get(11), get(55), get(54), get(40), get(38)
-        for tag, v in ((11, cl_b), (55, symbol_b), (54, side_b), (40, ord_type_code), (38, qty_raw)):
-            if not v:
-                raise FieldNotFound(tag)
+        if not (cl_b and symbol_b and side_b and ord_type_code and qty_raw):
+            for tag, v in ((11, cl_b), (55, symbol_b), (54, side_b), (40, ord_type_code), (38, qty_raw)):
+                if not v:
+                    raise FieldNotFound(tag)
         assert cl_b and symbol_b and side_b and ord_type_code and qty_raw
         cl = cl_b.decode("latin-1")
         symbol = symbol_b.decode("latin-1")
@@ -509,19 +574,12 @@ class Gateway(Application):
         except OrderProblem as p:
             self._reject_new(session, order, p)
             return None
-        exec_inst = get(18) or b""
-        req = OrderRequest(
-            symbol=symbol,
-            side=side,
-            qty=order.qty,
-            price=order.price,
-            type=order.ord_type,
-            tif=order.tif,
-            post_only=b"6" in exec_inst.split(b" "),  # ParticipantDontInitiate = post-only
-            client_id=cl,
-            owner=owner,
-            venue=self.venue,
-        )
+        exec_inst = get(18)
+        req = _order_request(
+            symbol, side, order.qty, order.price, order.ord_type, order.tif,
+            exec_inst is not None and b"6" in exec_inst.split(b" "),  # ParticipantDontInitiate = post-only
+            cl, owner, self.venue,
+        )  # fmt: skip
         # Registered before submitting: the outcome events arrive during the call.
         self.orders[(owner, cl)] = order
         if not self._tasks and self.matching is not None:

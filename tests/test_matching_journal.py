@@ -228,3 +228,20 @@ def test_bulk_cancel_seqs_are_a_range_only_when_consecutive() -> None:
     assert json.loads(_seqs_json(evs)) == {"from": 7, "to": 9}
     gap = [SimpleNamespace(seq=n) for n in (7, 9, 10)]  # a subscriber published #8 in between
     assert json.loads(_seqs_json(gap)) == [7, 9, 10]
+
+
+async def test_a_batch_that_awaits_is_journaled_only_after_its_events_are_published(tmp_path: Path) -> None:
+    db = tmp_path / "batch.sqlite"
+    e = make_engine(Bus(ManualClock()), Journal(db))
+    await e.start()
+    try:
+        with e.batch():
+            e.submit(lim(Side.SELL, 1001, 5, "a", "a1"))
+            e.submit(lim(Side.BUY, 1001, 2, "b", "b1"))
+            await asyncio.sleep(0.01)  # the writer runs meanwhile: it must not snapshot yet
+        await asyncio.wait_for(e.flush(), 5)
+        with sqlite3.connect(db) as con:
+            seqs = [r[0] for r in con.execute("SELECT seq FROM order_events ORDER BY id")]
+            assert seqs and 0 not in seqs and seqs == sorted(seqs)
+    finally:
+        await e.stop()

@@ -326,7 +326,9 @@ class MatchingEngine:
         it saves the per-call publishing overhead (see ``bench/matching.py``, "engine, batched").
 
         Subscribers see the batch's events after its last call, not between calls. Nested batches
-        (and a batch opened by a subscriber while the engine is publishing) join the outer one."""
+        (and a batch opened by a subscriber while the engine is publishing) join the outer one.
+        Meant for a synchronous burst: a block that awaits holds the journal's next snapshot (and so
+        every flush) until it ends, since operations are journaled only after their events are out."""
         return _Batch(self)
 
     def _drain(self) -> None:

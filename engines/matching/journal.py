@@ -417,6 +417,12 @@ class Journal:
                 await self._wake.wait()
                 self.idle = False
                 continue
+            src = self.id_source
+            if src is not None and getattr(src, "_publishing", False):
+                # an engine.batch() block awaited before publishing its events: snapshot once they
+                # are out (their seq/ts stamped), never an operation whose events are unpublished
+                await asyncio.sleep(0.001)
+                continue
             self._snap_gen += 1
             gen = self._snap_gen
             batch = self._snapshot()

@@ -97,6 +97,9 @@ def _is_timestamp(v: bytes) -> bool:
         if len(_good_minutes) > 10_000:
             _good_minutes.clear()
         _good_minutes.add(prefix)
+    if len(v) == 21 and v[17] == 46:  # "SS.sss", the usual shape: what the regex below accepts, without it
+        sec = v[15:17]
+        return sec.isdigit() and sec <= b"60" and v[18:].isdigit()  # two ASCII digits compare as text
     m = _TS_REST.match(v, 15)
     return m is not None and int(m.group(1)) <= 60  # 60: leap second
 

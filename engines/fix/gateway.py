@@ -100,6 +100,12 @@ _TIF_BYTES = {k: v.encode() for k, v in _TIF_CODE.items()}
 # A set lookup: ``OrderStatus.is_open`` costs a tuple of enum attribute lookups per call (per report here).
 _OPEN_STATUSES = frozenset({OrderStatus.PENDING_NEW, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
 _EXEC_TYPE_BYTES = {c: c.encode() for c in ("0", "1", "2", "4", "5", "8", "C", "F", "I")}
+# Enum members as module constants for the per-order paths (``OrderType.MARKET`` is a metaclass lookup,
+# ~0.1 us each on the sandbox).
+_LIMIT, _MARKET = OrderType.LIMIT, OrderType.MARKET
+_GTC, _IOC = TimeInForce.GTC, TimeInForce.IOC
+_NEW, _FILLED, _PARTIALLY_FILLED = OrderStatus.NEW, OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
+_MAKER = Liquidity.MAKER
 
 
 class _OrderRequestDraft(OrderRequest):
@@ -549,7 +555,7 @@ class Gateway(Application):
         tif_code = get(59) or b"0"
         account = (get(1) or b"").decode("latin-1")
         order = GatewayOrder(
-            owner, cl, symbol, side, OrderType.LIMIT, TimeInForce.GTC, None, 0, account=account
+            owner, cl, symbol, side, _LIMIT, _GTC, None, 0, account=account
         )
         try:
             fmt = self._formats_for(symbol)
@@ -560,14 +566,14 @@ class Gateway(Application):
                     raise FieldNotFound(44)
                 order.price = fmt.ticks(price_raw)
             elif ord_type_code == b"1":
-                order.ord_type = OrderType.MARKET
+                order.ord_type = _MARKET
             else:
                 raise OrderProblem(f"OrdType {ord_type_code.decode()} is not supported", REJ_UNSUPPORTED)
             tif = _TIF.get(tif_code)
             if tif is None:
                 raise OrderProblem(f"TimeInForce {tif_code.decode()} is not supported", REJ_UNSUPPORTED)
             order.tif = (
-                TimeInForce.IOC if order.ord_type is OrderType.MARKET and tif is TimeInForce.GTC else tif
+                _IOC if order.ord_type is _MARKET and tif is _GTC else tif
             )
             if (owner, cl) in self.orders:
                 raise OrderProblem(f"duplicate ClOrdID {cl}", REJ_DUPLICATE, REJ_DUPLICATE)
@@ -1017,7 +1023,7 @@ class Gateway(Application):
             fixed = b"%s55=%s\x0154=%s\x0138=%s\x0140=%s\x01%s59=%s\x01" % (
                 b"1=%s\x01" % order.account.encode("latin-1") if order.account else b"",
                 fmt.symbol, _SIDE_BYTES[order.side], fmt.qty(order.qty),
-                b"1" if order.ord_type is OrderType.MARKET else b"2",
+                b"1" if order.ord_type is _MARKET else b"2",
                 b"44=%s\x01" % fmt.price(order.price) if order.price is not None else b"",
                 _TIF_BYTES[order.tif],
             )  # fmt: skip
@@ -1045,7 +1051,7 @@ class Gateway(Application):
                 fmt.avg(order.notional, cum),
                 utc_timestamp(self.clock.time_ns()),
                 b"12=%s\x0113=3\x01" % _amount(fee) if fee is not None else b"",
-                (b"851=1\x01" if liquidity is Liquidity.MAKER else b"851=2\x01")
+                (b"851=1\x01" if liquidity is _MAKER else b"851=2\x01")
                 if liquidity is not None and not v42
                 else b"",
                 b"58=%s\x01" % text.encode("latin-1", "replace") if text else b"",
@@ -1080,7 +1086,7 @@ class Gateway(Application):
         if order is None:
             return
         order.order_id = ev.order_id
-        order.status = OrderStatus.NEW
+        order.status = _NEW
         self.by_id[ev.order_id] = order
         session = self.sessions.get(order.owner)
         if session is not None:
@@ -1112,7 +1118,7 @@ class Gateway(Application):
         order.notional += ev.price * ev.qty
         # The venue's leaves are the truth (a replace may have changed the total).
         order.qty = order.cum + ev.leaves_qty
-        order.status = OrderStatus.FILLED if ev.leaves_qty == 0 else OrderStatus.PARTIALLY_FILLED
+        order.status = _FILLED if ev.leaves_qty == 0 else _PARTIALLY_FILLED
         if ev.leaves_qty == 0:
             self._done(order)
         session = self.sessions.get(order.owner)

@@ -14,6 +14,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from engines.fix.events import SessionState
 from engines.fix.initiator import Initiator
 from engines.fix.message import FixMessage, Message, encode, parse, parse_utc_timestamp
@@ -23,6 +25,7 @@ from engines.fix.venue import FixVenue
 from engines.orders import Fill, OrderCanceled, Side
 from engines.runtime import Desk
 from tests.test_fix_gateway import BUILDERS, Client, Connected, body, desk_config, maker, nos
+from tests.test_fix_interop import HAVE_QUICKFIX, TS, QuickFIX
 from tests.test_fix_venue_status import Events, _place, loop_config
 
 
@@ -341,3 +344,44 @@ async def test_fill_learned_from_status_first_is_not_applied_again_from_the_repl
     finally:
         await d.stop()
 
+
+
+# --- interop: QuickFIX as the absent client ----------------------------------------------------------------
+
+
+@pytest.mark.interop
+@pytest.mark.skipif(not HAVE_QUICKFIX, reason="quickfix is not installed (pip install -e '.[interop]')")
+async def test_quickfix_client_gets_the_fill_made_while_it_was_away(tmp_path: Path) -> None:
+    """QuickFIX (C++) logs out with an order resting; the order fills; a new QuickFIX process on the same
+    file store logs on, detects the gap itself, sends ResendRequest and accepts our replay (PossDup)."""
+    cfg = desk_config(tmp_path, rules={"fix_session_loss": False})
+    cfg.fix.sessions.append(cfg.fix.sessions[0].model_copy(update={"name": "qf", "target_comp_id": "QFCLIENT"}))
+    d = Desk(cfg).build(BUILDERS)
+    await d.start()
+    port = d.services["fix"].acceptor.port
+    session = f"SenderCompID=QFCLIENT\nTargetCompID=OPDESK\nSocketConnectHost=127.0.0.1\nSocketConnectPort={port}\n"
+    peer = await QuickFIX.start(tmp_path, "initiator", session)
+    try:
+        await peer.wait("logon")
+        peer.send("D", [(11, "qa"), (55, "BTC-USD"), (54, "1"), (60, TS), (38, "0.05"), (40, "2"), (44, "65000"),
+                        (59, "1")])  # fmt: skip
+        ack = await peer.wait("app-in", lambda f: f.get(35) == "8")
+        await peer.stop()  # logout; the process exits, its file store keeps its sequence numbers
+        ours = d.services["fix"].acceptor.session("OPDESK", "QFCLIENT")
+        await ours.wait_state(SessionState.DISCONNECTED)
+        await maker(d, Side.SELL, 50, 130000, "m1")
+        await d.services["fix"].gateway.drain()
+        stored_seq = ours.next_sender_seq - 1
+        assert d.services["fix"].gateway.counts["dropped"] == 0
+
+        peer = await QuickFIX.start(tmp_path, "initiator", session)
+        rr = await peer.wait("admin-out", lambda f: f.get(35) == "2")  # QuickFIX asks before its onLogon
+        assert (rr[7], rr[16]) == (str(stored_seq), "0")
+        fill = await peer.wait("app-in", lambda f: f.get(35) == "8")
+        assert (fill[34], fill[43], fill[11], fill[37], fill[150], fill[39], fill[32], fill[31], fill[14]) == (
+            str(stored_seq), "Y", "qa", ack[37], "F", "2", "0.05", "65000", "0.05",
+        )  # fmt: skip
+        assert 122 in fill
+    finally:
+        await peer.stop()
+        await d.stop()

@@ -545,6 +545,7 @@ class Session:
         policy = self.settings.reset
         if policy is ResetPolicy.DISCONNECT or (policy is ResetPolicy.LOGOUT and self._logout_exchanged):
             self.next_sender_seq = self.next_target_seq = 1
+            self._to_store.clear()  # stored-for-later messages of the old numbering go with the reset
             with contextlib.suppress(Exception):
                 await self.store.reset(self.key, self.clock.time_ns())
             self._saved = (1, 1)

@@ -1,6 +1,6 @@
 """The order book compiled with Cython vs the same source run by CPython (issue 3, core speed).
 
-An experiment for the lead, not what the engine runs: ``engines/matching/book.py`` (unchanged) and
+A measurement of the next step for core speed, not what the desk runs: ``engines/matching/book.py`` and
 its declarations ``engines/matching/book.pxd`` are copied to a temporary directory, compiled there
 as the module ``opdesk_cbook`` (needs Cython and a C compiler: ``pip install cython``), and both
 books run ``bench/matching.py``'s seeded workloads (basic and IOC/FOK), alternating runs so that a

@@ -10,7 +10,9 @@ handled by the client. Also measured one order at a time (unloaded latency).
 
 Diagnostics: ``--profile DIR`` (cProfile of both processes), ``FIX_BENCH_GC=off`` (the desk runs with the
 cyclic garbage collector off: what GC costs) and ``FIX_BENCH_GC=stats`` (time and count of collections
-per generation, tracked objects and their commonest types, in the gateway status line).
+per generation, tracked objects and their commonest types, in the gateway status line). The desk runs
+with its default GC tuning (``[desk] gc_freeze`` / ``gc_threshold``); ``--no-gc-freeze`` and
+``--gc-threshold A,B,C`` (or ``none``: Python's) change it, to measure what it brings.
 
 Prints the figures and ends with one JSON line.
 """

@@ -57,6 +57,10 @@ BUILDERS: list[str] = [
 ]
 
 
+#: The process's GC settings before the first running desk tuned them, and how many desks run tuned.
+_GC_TUNING: dict[str, Any] = {}
+
+
 class Desk:
     """One desk: the bus, the instruments, the order router and the engines."""
 
@@ -71,8 +75,7 @@ class Desk:
         self.services: dict[str, Any] = {}  # named engines other engines may look up (e.g. "matching")
         self._started: list[Engine] = []
         self.stopped = asyncio.Event()
-        self._gc_saved: tuple[int, int, int] | None = None  # Python's thresholds while ours apply
-        self._gc_frozen = False
+        self._gc_tuned = False
 
     def build(self, builders: list[str] | None = None) -> Desk:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -115,20 +118,26 @@ class Desk:
         short-lived allocations. Both are process-wide: undone in :meth:`stop`.
         """
         cfg = self.config.desk
-        if cfg.gc_threshold is not None and self._gc_saved is None:
-            self._gc_saved = gc.get_threshold()
+        if self._gc_tuned or (cfg.gc_threshold is None and not cfg.gc_freeze):
+            return
+        self._gc_tuned = True
+        if not _GC_TUNING:  # the first running desk of the process keeps what to restore
+            _GC_TUNING["threshold"] = gc.get_threshold()
+        _GC_TUNING["desks"] = _GC_TUNING.get("desks", 0) + 1
+        if cfg.gc_threshold is not None:
             gc.set_threshold(*cfg.gc_threshold)
-        if cfg.gc_freeze and not self._gc_frozen:
+        if cfg.gc_freeze:
             gc.freeze()
-            self._gc_frozen = True
 
     def _untune_gc(self) -> None:
-        if self._gc_frozen:
-            gc.unfreeze()  # back into the oldest generation: a stopped desk's cycles can be collected
-            self._gc_frozen = False
-        if self._gc_saved is not None:
-            gc.set_threshold(*self._gc_saved)
-            self._gc_saved = None
+        if not self._gc_tuned:
+            return
+        self._gc_tuned = False
+        _GC_TUNING["desks"] -= 1
+        if _GC_TUNING["desks"] == 0:  # the last running desk (tests run several): as before the first
+            gc.unfreeze()  # back into the oldest generation: stopped desks' cycles can be collected
+            gc.set_threshold(*_GC_TUNING["threshold"])
+            _GC_TUNING.clear()
 
     async def stop(self) -> None:
         if self._started:

@@ -296,6 +296,7 @@ async def test_adopted_order_on_a_quote_level_is_kept_not_requoted(tmp_path):
     await rig.drain()
     assert rig.resting() == [("mm1-10", "sell", "65026.0", 50), ("mm1-9", "buy", "64974.0", 50)]
     assert rig.venue.cancels == []
+    await rig.bot.stop()  # closes its store: an open aiosqlite thread outliving the loop warns later
 
 
 async def test_daily_loss_and_peak_survive_a_restart(tmp_path):

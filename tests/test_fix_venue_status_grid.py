@@ -9,7 +9,8 @@ from pathlib import Path
 
 from engines.config import DeskConfig
 from engines.events import PriceTick
-from engines.orders import OrderAccepted
+from engines.fix.session import SessionState
+from engines.orders import OrderAccepted, OrderRequest, Side, TimeInForce
 from engines.runtime import BUILDERS, Desk
 
 SYM = "ETH-USD"
@@ -17,7 +18,7 @@ GRID_BUILDERS = [b for b in BUILDERS if b.split(":")[0] in (
     "engines.matching.service", "engines.risk.service", "engines.fix.service", "engines.grid.service")]  # fmt: skip
 
 
-def config(tmp_path: Path, on_start: str) -> DeskConfig:
+def config(tmp_path: Path, on_start: str, **session: object) -> DeskConfig:
     return DeskConfig.model_validate({
         "desk": {"name": "t", "data_dir": str(tmp_path)},
         "instruments": {SYM: {"tick_size": "0.05", "lot_size": "0.01", "ref_price": 3060}},
@@ -27,7 +28,7 @@ def config(tmp_path: Path, on_start: str) -> DeskConfig:
         "mm": [],
         "grid": [{"name": "g", "symbol": SYM, "venue": "loop", "lower": "3000", "upper": "3100", "levels": 5,
                   "order_qty": "0.5", "on_start": on_start, "on_stop": "keep"}],
-        "fix": {"sessions": [{"name": "loop", "sender_comp_id": "GRIDLOOP", "target_comp_id": "OPDESK"}]},
+        "fix": {"sessions": [{"name": "loop", "sender_comp_id": "GRIDLOOP", "target_comp_id": "OPDESK", **session}]},
     })  # fmt: skip
 
 
@@ -69,3 +70,41 @@ async def test_grid_on_fix_venue_recovers_its_orders_after_a_restart(tmp_path: P
         assert resting(d2) == before  # nothing placed twice, nothing left unknown
     finally:
         await d2.stop()
+
+
+async def test_grid_learns_what_happened_while_its_fix_venue_was_away(tmp_path: Path) -> None:
+    # A counterparty that drops reports for an absent client (no store-and-forward): on reconnect the
+    # FIX venue asks it for its orders' status, learns the fill, publishes it, and the grid's cell flips.
+    d = Desk(config(tmp_path, "cancel", store_offline=False)).build(GRID_BUILDERS)
+    accepted, flipped = asyncio.Event(), asyncio.Event()
+    seen: list[str] = []
+
+    def on_accepted(ev: OrderAccepted) -> None:
+        if ev.venue == "loop" and ev.owner == "g":
+            seen.append(ev.client_id)
+            if len(seen) == 4:
+                accepted.set()
+            elif len(seen) == 5:
+                flipped.set()
+
+    d.bus.subscribe(OrderAccepted, on_accepted)
+    await d.start()
+    try:
+        bot, fix, venue = d.services["bots"]["g"], d.services["fix"], d.router.venues["loop"]
+        d.bus.publish(PriceTick(symbol=SYM, price=3060.0))
+        await asyncio.wait_for(accepted.wait(), 5)
+        assert [(side, px) for _, side, px in resting(d)] == [
+            ("buy", 60000), ("buy", 60500), ("buy", 61000), ("sell", 62000)]
+        await fix.logout("loop")
+        d.services["matching"].submit(OrderRequest(symbol=SYM, side=Side.SELL, qty=50, price=61000,
+                                                   tif=TimeInForce.IOC, owner="taker", client_id="t1"))
+        await fix.reconnect("loop")
+        await venue.session.wait_state(SessionState.ACTIVE)
+        assert bot.status()["inventory"] == 0.0  # the fill's report was dropped: not heard yet
+        d.bus.publish(PriceTick(symbol=SYM, price=3060.0))
+        await asyncio.wait_for(flipped.wait(), 5)  # the flipped cell's sell, accepted over FIX
+        assert len(seen) == 5 and bot.status()["inventory"] == 0.5
+        assert sorted((side, px) for _, side, px in resting(d)) == [
+            ("buy", 60000), ("buy", 60500), ("sell", 61500), ("sell", 62000)]
+    finally:
+        await d.stop()

@@ -155,22 +155,16 @@ class GridBot:
 
     def _measured_plan(self) -> GridPlan:
         """The volatility grid centred on the last price, its gap measured over ``vol_window`` updates."""
-        cfg = self.cfg
         prices = list(self._vol_prices)
         sigma = realised_vol(prices)
-        step = cfg.vol_multiplier * Decimal(repr(sigma)) * Decimal(repr(prices[-1]))
-        tick = self.inst.tick_size
-        step = max(step, tick)  # a flat window still spaces the levels a tick apart
-        assert cfg.lower is not None and cfg.upper is not None
-        levels = make_levels("volatility", cfg.lower, cfg.upper, cfg.levels, tick,
-                             center=Decimal(repr(prices[-1])), step=step)
+        step = self.cfg.vol_multiplier * Decimal(repr(sigma)) * Decimal(repr(prices[-1]))
+        step = max(step, self.inst.tick_size)  # a flat window still spaces the levels a tick apart
         log.info("grid %s: measured volatility %.6g per update over %d prices: level gap %s",
                  self.name, sigma, len(prices) - 1, step)
-        qty = quantities(levels, self.inst.lot_size, qty=cfg.order_qty if cfg.quote_per_level is None else None,
-                         quote_per_level=cfg.quote_per_level)
-        return GridPlan(levels, qty, cfg.stop_loss, cfg.take_profit)
+        return self._make_plan(center=Decimal(repr(prices[-1])), step=step)
 
-    def _make_plan(self) -> GridPlan:
+    def _make_plan(self, *, center: Decimal | None = None, step: Decimal | None = None) -> GridPlan:
+        """The configured grid (or the strategy file's); ``center``/``step`` for a measured volatility grid."""
         cfg = self.cfg
         tick, lot = self.inst.tick_size, self.inst.lot_size
         if cfg.strategy is not None:
@@ -179,7 +173,8 @@ class GridBot:
                 raise ValueError(f"grid {cfg.name}: strategy {cfg.strategy} is for {strat.symbol}, not {cfg.symbol}")
             return strat.plan(tick, lot)
         assert cfg.lower is not None and cfg.upper is not None
-        levels = make_levels(cfg.kind, cfg.lower, cfg.upper, cfg.levels, tick, step=cfg.vol_step)
+        levels = make_levels(cfg.kind, cfg.lower, cfg.upper, cfg.levels, tick, center=center,
+                             step=cfg.vol_step if step is None else step)
         qty = quantities(levels, lot, qty=cfg.order_qty if cfg.quote_per_level is None else None,
                          quote_per_level=cfg.quote_per_level)
         return GridPlan(levels, qty, cfg.stop_loss, cfg.take_profit)

@@ -187,6 +187,17 @@ class Prebuilt(Message):
         return self._body
 
 
+_CACHE_CAP = 50_000  # distinct prices/quantities per instrument before a cache starts over
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    """Store a computed text/number in a bounded cache and return it (a miss; hits never get here)."""
+    if len(cache) > _CACHE_CAP:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 class _Formats:
     """Per-instrument texts of prices and quantities, cached (a book has few distinct ones)."""
 
@@ -202,39 +213,25 @@ class _Formats:
 
     def price(self, ticks: int) -> bytes:
         b = self._prices.get(ticks)
-        if b is None:
-            if len(self._prices) > 50_000:
-                self._prices.clear()
-            b = self._prices[ticks] = _px(self.inst, ticks).encode()
-        return b
+        return b if b is not None else _remember(self._prices, ticks, _px(self.inst, ticks).encode())
 
     def qty(self, lots: int) -> bytes:
         b = self._qtys.get(lots)
-        if b is None:
-            if len(self._qtys) > 50_000:
-                self._qtys.clear()
-            b = self._qtys[lots] = _qty(self.inst, lots).encode()
-        return b
+        return b if b is not None else _remember(self._qtys, lots, _qty(self.inst, lots).encode())
 
     def lots(self, raw: bytes) -> int:
         """OrderQty text to lots; OrderProblem if not a positive whole number of lots."""
         lots = self._lots_in.get(raw)
-        if lots is None:
-            lots = _to_units(raw, 38, self.inst.to_lots, "quantity", REJ_QTY, self.inst)
-            if len(self._lots_in) > 50_000:
-                self._lots_in.clear()
-            self._lots_in[raw] = lots
-        return lots
+        if lots is not None:
+            return lots
+        return _remember(self._lots_in, raw, _to_units(raw, 38, self.inst.to_lots, "quantity", REJ_QTY, self.inst))
 
     def ticks(self, raw: bytes) -> int:
         """Price text to ticks; OrderProblem if not a positive whole number of ticks."""
         ticks = self._ticks_in.get(raw)
-        if ticks is None:
-            ticks = _to_units(raw, 44, self.inst.to_ticks, "price", REJ_OTHER, self.inst)
-            if len(self._ticks_in) > 50_000:
-                self._ticks_in.clear()
-            self._ticks_in[raw] = ticks
-        return ticks
+        if ticks is not None:
+            return ticks
+        return _remember(self._ticks_in, raw, _to_units(raw, 44, self.inst.to_ticks, "price", REJ_OTHER, self.inst))
 
     def avg(self, notional: int, cum: int) -> bytes:
         if cum == 0:

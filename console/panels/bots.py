@@ -103,8 +103,7 @@ class BotsPanel(Panel):
         columns = COMPACT_COLUMNS if event.size.width < COMPACT_BELOW else COLUMNS
         if self.table.set_columns(columns):
             model = getattr(self.app, "model", None)
-            if model is not None:
-                model.dirty.add(self.key)
+            if model is not None:  # refill the rows now rather than show an empty table for a tick
                 self.refresh_from(model)
 
     def on_data_table_row_selected(self, event: DiffTable.RowSelected) -> None:

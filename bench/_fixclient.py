@@ -14,6 +14,7 @@ import contextlib
 import cProfile
 import os
 import pstats
+import statistics
 import subprocess
 import sys
 import time
@@ -134,6 +135,74 @@ async def run_orders(
             await app.room.wait()
     await asyncio.wait_for(app.done.wait(), timeout)
     return time.perf_counter() - t0
+
+
+@dataclass
+class Measured:
+    """What ``measure`` saw: per measured run the rate and CPU µs per order of this process and of the
+    child; every round trip of the loaded runs; the load; then one order at a time."""
+
+    rates: list[float]
+    local_cpu_us: list[float]
+    child_cpu_us: list[float]
+    rtts: list[float]
+    loads: list[float]
+    rejects: int
+    single_rtts: list[float]
+    single_orders_per_s: float
+
+    def figures(self, n: int, window: int) -> dict[str, float | int]:
+        """The figures both FIX benches report in the same words."""
+        return {
+            "orders": n,
+            "window": window,
+            "runs": len(self.rates),
+            "orders_per_s": max(self.rates),
+            "orders_per_s_median": statistics.median(self.rates),
+            "rtt_p50_ms": percentile(self.rtts, 50) * 1e3,
+            "rtt_p99_ms": percentile(self.rtts, 99) * 1e3,
+            "single_rtt_p50_ms": percentile(self.single_rtts, 50) * 1e3,
+            "single_rtt_p99_ms": percentile(self.single_rtts, 99) * 1e3,
+            "single_orders_per_s": self.single_orders_per_s,
+            "load_avg_1m": statistics.median(self.loads),
+        }
+
+
+async def measure(
+    client: Client,
+    child: subprocess.Popen[str],
+    n: int,
+    window: int,
+    runs: int,
+    order: Callable[[int, bytes], Message],
+    *,
+    profile: str | None = None,
+    **run_kw: int,
+) -> Measured:
+    """A warm-up, ``runs`` measured runs of ``n`` orders (the child profiled during them when
+    ``profile`` names this process's profile file), then ``min(2000, n)`` orders one at a time."""
+    await run_orders(client, min(2000, n), window, 0, order, **run_kw)
+    out = Measured([], [], [], [], [], 0, [], 0.0)
+    with profiled(profile):
+        for r in range(runs):
+            if profile:
+                child_command(child, "profile")
+            child0, local0 = float(child_command(child, "cpu") or 0), time.process_time()
+            elapsed = await run_orders(client, n, window, 10_000_000 * (r + 1), order, **run_kw)
+            child1, local1 = float(child_command(child, "cpu") or 0), time.process_time()
+            if profile:
+                child_command(child, "unprofile")
+            out.rates.append(n / elapsed)
+            out.child_cpu_us.append((child1 - child0) / n * 1e6)
+            out.local_cpu_us.append((local1 - local0) / n * 1e6)
+            out.rtts.extend(client.app.rtts)
+            out.rejects += client.app.rejects
+            out.loads.append(load_average())
+    single_n = min(2000, n)
+    out.single_orders_per_s = single_n / await run_orders(
+        client, single_n, 1, 90_000_000, order, **{k: v for k, v in run_kw.items() if k != "refill"})
+    out.single_rtts = list(client.app.rtts)
+    return out
 
 
 def percentile(xs: list[float], p: float) -> float:

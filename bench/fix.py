@@ -34,12 +34,9 @@ import simplefix
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _fixclient import (  # the benches' shared client, beside this file
     CHILD_CONTROL,
-    child_command,
     connect,
     load_average,
-    percentile,
-    profiled,
-    run_orders,
+    measure,
     start_child,
     stop_child,
 )
@@ -170,48 +167,18 @@ async def bench_e2e(n: int, window: int, runs: int, tmp: Path, memory: bool = Fa
     child, port = start_child(ACCEPTOR_CHILD, "memory" if memory else str(tmp / "acceptor.db"), env=env)
     try:
         client = await connect(port, None if memory else tmp / "initiator.db")
-        await run_orders(client, min(2000, n), window, 0, new_order, refill=window // 2)  # warm-up
-        rates: list[float] = []
-        cpu_ini: list[float] = []
-        cpu_acc: list[float] = []
-        loaded: list[float] = []
-        loads: list[float] = []
-        with profiled(profile and f"{profile}/fix_initiator.prof"):
-            for r in range(runs):
-                if profile:
-                    child_command(child, "profile")
-                cpu0, child0 = time.process_time(), float(child_command(child, "cpu") or 0)
-                elapsed = await run_orders(client, n, window, 10_000_000 * (r + 1), new_order, refill=window // 2)
-                cpu_ini.append((time.process_time() - cpu0) / n * 1e6)
-                cpu_acc.append((float(child_command(child, "cpu") or 0) - child0) / n * 1e6)
-                if profile:
-                    child_command(child, "unprofile")
-                rates.append(n / elapsed)
-                loaded.extend(client.app.rtts)
-                loads.append(load_average())
-        single_n = min(2000, n)
-        t_single = await run_orders(client, single_n, 1, 90_000_000, new_order)
-        single = list(client.app.rtts)
+        m = await measure(client, child, n, window, runs, new_order,
+                          profile=profile and f"{profile}/fix_initiator.prof", refill=window // 2)
         saves = getattr(client.store, "saves", 0)
         await client.close()
         return {
-            "orders": n,
-            "window": window,
-            "runs": runs,
-            "orders_per_s": max(rates),
-            "orders_per_s_median": statistics.median(rates),
-            "cpu_us_per_order_initiator": min(cpu_ini),
-            "cpu_us_per_order_initiator_median": statistics.median(cpu_ini),
-            "cpu_us_per_order_acceptor": min(cpu_acc),
-            "cpu_us_per_order_acceptor_median": statistics.median(cpu_acc),
-            "rtt_p50_ms": percentile(loaded, 50) * 1e3,
-            "rtt_p99_ms": percentile(loaded, 99) * 1e3,
-            "single_rtt_p50_ms": percentile(single, 50) * 1e3,
-            "single_rtt_p99_ms": percentile(single, 99) * 1e3,
-            "single_orders_per_s": single_n / t_single,
+            **m.figures(n, window),
+            "cpu_us_per_order_initiator": min(m.local_cpu_us),
+            "cpu_us_per_order_initiator_median": statistics.median(m.local_cpu_us),
+            "cpu_us_per_order_acceptor": min(m.child_cpu_us),
+            "cpu_us_per_order_acceptor_median": statistics.median(m.child_cpu_us),
             "initiator_store_commits": saves,
             "store": "memory" if memory else "sqlite",
-            "load_avg_1m": statistics.median(loads),
         }
     finally:
         stop_child(child)

@@ -27,19 +27,15 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _fixclient import (  # the benches' shared client, beside this file
     CHILD_CONTROL,
-    child_command,
     connect,
     load_average,
-    percentile,
-    profiled,
-    run_orders,
+    measure,
     start_child,
     stop_child,
 )
@@ -124,56 +120,22 @@ async def bench(
     )
     try:
         client = await connect(port, tmp / "client.sqlite", ack_only_new=True)
-        order = order_maker(resting)
         per = 1 if resting else 2
-        await run_orders(client, min(2000, n), window, 0, order, reports_per_order=per)  # warm-up
-        rates: list[float] = []
-        desk_cpu: list[float] = []
-        client_cpu: list[float] = []
-        loaded: list[float] = []
-        loads: list[float] = []
-        rejects = 0
-        with profiled(profile and f"{profile}/fix_gateway_client.prof"):
-            for r in range(runs):
-                if profile:
-                    child_command(child, "profile")
-                cpu0, client0 = float(child_command(child, "cpu") or 0), time.process_time()
-                elapsed = await run_orders(client, n, window, 10_000_000 * (r + 1), order, reports_per_order=per)
-                cpu1, client1 = float(child_command(child, "cpu") or 0), time.process_time()
-                if profile:
-                    child_command(child, "unprofile")
-                rates.append(n / elapsed)
-                desk_cpu.append((cpu1 - cpu0) / n * 1e6)
-                client_cpu.append((client1 - client0) / n * 1e6)
-                loaded.extend(client.app.rtts)
-                rejects += client.app.rejects
-                loads.append(load_average())
-        single_n = min(2000, n)
-        t_single = await run_orders(client, single_n, 1, 90_000_000, order, reports_per_order=per)
-        single = list(client.app.rtts)
+        m = await measure(client, child, n, window, runs, order_maker(resting),
+                          profile=profile and f"{profile}/fix_gateway_client.prof", reports_per_order=per)
         await client.close()
         assert child.stdin is not None and child.stdout is not None
         child.stdin.close()
         gateway = child.stdout.readline().strip()
         return {
-            "orders": n,
-            "window": window,
-            "runs": runs,
-            "orders_per_s": max(rates),
-            "orders_per_s_median": statistics.median(rates),
-            "desk_cpu_us_per_order": min(desk_cpu),
-            "desk_cpu_us_per_order_median": statistics.median(desk_cpu),
-            "client_cpu_us_per_order": min(client_cpu),
-            "client_cpu_us_per_order_median": statistics.median(client_cpu),
-            "reports_per_s": per * max(rates),
+            **m.figures(n, window),
+            "desk_cpu_us_per_order": min(m.child_cpu_us),
+            "desk_cpu_us_per_order_median": statistics.median(m.child_cpu_us),
+            "client_cpu_us_per_order": min(m.local_cpu_us),
+            "client_cpu_us_per_order_median": statistics.median(m.local_cpu_us),
+            "reports_per_s": per * max(m.rates),
             "flow": "resting" if resting else "crossing",
-            "rtt_p50_ms": percentile(loaded, 50) * 1e3,
-            "rtt_p99_ms": percentile(loaded, 99) * 1e3,
-            "single_rtt_p50_ms": percentile(single, 50) * 1e3,
-            "single_rtt_p99_ms": percentile(single, 99) * 1e3,
-            "single_orders_per_s": single_n / t_single,
-            "rejects": rejects,
-            "load_avg_1m": statistics.median(loads),
+            "rejects": m.rejects,
             "gateway": gateway,
         }
     finally:

@@ -623,15 +623,20 @@ class Gateway(Application):
             session, self._exec_report(session, order, "8", text=p.reason, rej=p.code42 if v42 else p.code44)
         )
 
-    def _lookup(self, owner: str, msg: FixMessage) -> GatewayOrder | None:
-        orig = msg.get(41)
-        order = self.orders.get((owner, orig.decode("latin-1"))) if orig is not None else None
+    def _find(self, owner: str, cl: str | None, msg: FixMessage) -> GatewayOrder | None:
+        """The owner's order by ClOrdID ``cl``, else by the OrderID (37) the message carries."""
+        order = self.orders.get((owner, cl)) if cl is not None else None
         if order is None:
             oid = msg.get(37)
             if oid is not None and oid.isdigit():
                 o = self.by_id.get(int(oid))
                 if o is not None and o.owner == owner:
                     order = o
+        return order
+
+    def _lookup(self, owner: str, msg: FixMessage) -> GatewayOrder | None:
+        orig = msg.get(41)
+        order = self._find(owner, orig.decode("latin-1") if orig is not None else None, msg)
         if order is None and orig is not None:
             order = self._adopt(owner, (msg.get(55) or b"").decode("latin-1"), orig.decode("latin-1"), None)
         return order
@@ -887,13 +892,7 @@ class Gateway(Application):
     async def _order_status(self, msg: FixMessage, session: Session, cl: str) -> None:
         owner = self.owner_of(session)
         symbol = (msg.get(55) or b"").decode("latin-1")
-        order = self.orders.get((owner, cl))
-        if order is None:
-            oid = msg.get(37)
-            if oid is not None and oid.isdigit():
-                o = self.by_id.get(int(oid))
-                if o is not None and o.owner == owner:
-                    order = o
+        order = self._find(owner, cl, msg)
         if order is None and self.matching is not None and symbol:
             view = self.matching.order(symbol, owner=owner, client_id=cl)
             if view is not None and view.status.is_open:

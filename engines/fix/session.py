@@ -276,17 +276,23 @@ class Session:
             if not self.stores_offline:
                 raise SessionNotActive(f"{self.key} is {self._state.value}")
             return self._send_offline(msg)
+        out = self._outgoing(msg)
+        return 0 if out is None else self._queue(out[0], out[1], True)
+
+    def _outgoing(self, msg: Message | Any) -> tuple[bytes, bytes] | None:
+        """An application message as (MsgType, body) once the application's ``to_app`` let it go;
+        None if it raised DoNotSend."""
         if not isinstance(msg, Message):
             msg = from_simplefix(msg)
         try:
             self.app.to_app(msg, self)
         except DoNotSend:
-            return 0
+            return None
         mt = msg.msg_type
         mt_b = _MT_BYTES.get(mt)
         if mt_b is None:
             mt_b = mt.encode("latin-1")
-        return self._queue(mt_b, msg.body(), True)
+        return mt_b, msg.body()
 
     @property
     def stores_offline(self) -> bool:
@@ -302,14 +308,10 @@ class Session:
         in the turn (at once when there is no running loop). Either way the sequence number and the
         message are committed together, so a SIGKILL loses neither once committed; the peer's next
         Logon finds our MsgSeqNum ahead of what it expects and asks for the gap."""
-        if not isinstance(msg, Message):
-            msg = from_simplefix(msg)
-        try:
-            self.app.to_app(msg, self)
-        except DoNotSend:
+        out = self._outgoing(msg)
+        if out is None:
             return 0
-        mt = msg.msg_type
-        seq = self._queue(_MT_BYTES.get(mt) or mt.encode("latin-1"), msg.body(), True, wire=False)
+        seq = self._queue(out[0], out[1], True, wire=False)
         self.stored_offline += 1
         if self._flusher is None or self._flusher.done():
             self._schedule_offline_commit()

@@ -127,8 +127,9 @@ def book_snapshot(book: OrderBook) -> tuple[list[tuple[Any, ...]], ...]:
     return tuple([(o[0], o[2], o[3], o[4], o[5]) for o in book.iter_orders(side)] for side in (0, 1))
 
 
-def run_core(ops: list[tuple[Any, ...]]) -> tuple[float, float, OrderBook]:
-    book = OrderBook("BENCH", stp="cancel_resting")
+def run_core(ops: list[tuple[Any, ...]], book_cls: type = OrderBook) -> tuple[float, float, OrderBook]:
+    """Wall and CPU seconds for ``ops`` on a fresh book (``book_cls``: another build of the same book)."""
+    book = book_cls("BENCH", stp="cancel_resting")
     submit = book.submit
     cancel = book.cancel
     c0 = time.process_time()

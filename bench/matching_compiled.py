@@ -61,22 +61,6 @@ def build(tmp: Path) -> type:
     return mod.OrderBook
 
 
-def run(cls: type, ops: list[tuple[Any, ...]]) -> tuple[float, float, Any]:
-    book = cls("BENCH", stp="cancel_resting")
-    submit = book.submit
-    cancel = book.cancel
-    c0 = time.process_time()
-    t0 = time.perf_counter()
-    for k, oid, side, px, qty, owner in ops:
-        if k == 1:
-            cancel(oid)
-        elif k < 3:
-            submit(oid, side, px, qty, owner)
-        else:
-            submit(oid, side, px, qty, owner, k - 2)
-    return time.perf_counter() - t0, time.process_time() - c0, book
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ops", type=int, default=1_000_000)
@@ -108,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.runs):
                 for name, cls in books.items():
                     gc.collect()
-                    dt, c, book = run(cls, ops)
+                    dt, c, book = mb.run_core(ops, cls)
                     if mb.book_snapshot(book) != expected:
                         raise SystemExit(f"{name} book disagrees with the reference book")
                     book.check()

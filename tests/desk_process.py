@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -23,6 +24,7 @@ class DeskProcess:
                 "OPDESK_CONTROL__PORT": "0",
                 "OPDESK_REMOTE__PORT": "0",
                 "PYTHONUNBUFFERED": "1",
+                "PYTHONFAULTHANDLER": "1",
             }
         )
         full_env.update(env or {})
@@ -38,7 +40,8 @@ class DeskProcess:
         self.stderr_lines: list[str] = []
         self.history: list[dict[str, Any]] = []  # every event recorded so far, in publish order
         threading.Thread(target=self._pump_stdout, daemon=True).start()
-        threading.Thread(target=self._pump_stderr, daemon=True).start()
+        self._stderr_pump = threading.Thread(target=self._pump_stderr, daemon=True)
+        self._stderr_pump.start()
 
     def _pump_stdout(self) -> None:
         assert self.proc.stdout is not None
@@ -102,7 +105,19 @@ class DeskProcess:
     def stop(self, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # Say where the desk is stuck before giving up on it: SIGABRT makes faulthandler
+            # (PYTHONFAULTHANDLER) write every thread's stack to stderr, after its last log lines.
+            self.proc.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+            self.kill()
+            self._stderr_pump.join(5)
+            raise AssertionError(
+                f"desk did not stop within {timeout}s of SIGTERM; its stderr:\n" + "".join(self.stderr_lines[-80:])
+            ) from None
 
     def kill(self) -> None:
         if self.proc.poll() is None:

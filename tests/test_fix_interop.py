@@ -285,6 +285,8 @@ async def test_our_initiator_against_quickfix_acceptor(tmp_path: Path) -> None:
             while await peer.expected_target() != session.next_sender_seq:
                 pass
         peer.command("set_next_target", seq=seq_o1)
+        # The command travels on the child's stdin, o3 on the socket: o3 must not overtake it.
+        assert await peer.expected_target() == seq_o1
         session.send_nowait(Message("D", _nos("o3", "1", "3", "99")))
         rr = await peer.wait("admin-out", lambda f: f.get(35) == "2")
         assert (rr[7], rr[16]) == (str(seq_o1), "0")

@@ -31,6 +31,7 @@ from engines.matching.book import (
     TIF_IOC,
     OrderBook,
 )
+from tests.book_impls import BOOK_IMPLS
 
 
 def fills(book: OrderBook) -> list[tuple[int, int | None, int]]:
@@ -42,9 +43,15 @@ def ids(book: OrderBook, side: int) -> list[int]:
     return [o[O_ID] for o in book.iter_orders(side)]
 
 
+@pytest.fixture(params=BOOK_IMPLS)
+def book_cls(request: pytest.FixtureRequest) -> type[OrderBook]:
+    """Every test runs on book.py and on its compiled build (when built)."""
+    return request.param
+
+
 @pytest.fixture
-def book() -> OrderBook:
-    b = OrderBook("T", min_qty=2, stp="cancel_resting")
+def book(book_cls: type[OrderBook]) -> OrderBook:
+    b = book_cls("T", min_qty=2, stp="cancel_resting")
     yield b
     b.check()
 
@@ -152,8 +159,8 @@ def test_stp_cancel_resting_cancels_own_order_and_keeps_matching(book: OrderBook
     assert 2 not in book.orders
 
 
-def test_stp_cancel_incoming_keeps_resting_order() -> None:
-    book = OrderBook("T", stp="cancel_incoming")
+def test_stp_cancel_incoming_keeps_resting_order(book_cls: type[OrderBook]) -> None:
+    book = book_cls("T", stp="cancel_incoming")
     book.submit(1, SELL, 100, 3, "other")
     book.submit(2, SELL, 100, 4, "me")
     o = book.submit(3, BUY, 101, 10, "me")
@@ -167,8 +174,8 @@ def test_stp_cancel_incoming_keeps_resting_order() -> None:
     book.check()
 
 
-def test_stp_none_allows_self_trades() -> None:
-    book = OrderBook("T", stp="none")
+def test_stp_none_allows_self_trades(book_cls: type[OrderBook]) -> None:
+    book = book_cls("T", stp="none")
     book.submit(1, SELL, 100, 3, "me")
     o = book.submit(2, BUY, 100, 3, "me")
     assert fills(book) == [(1, 100, 3)] and o[O_STATUS] == ST_FILLED

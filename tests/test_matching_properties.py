@@ -24,6 +24,7 @@ from engines.matching.book import (
     OrderBook,
 )
 from engines.matching.reference import ReferenceBook
+from tests.book_impls import BOOK_IMPLS
 
 TIFS = {"gtc": 0, "ioc": 1, "fok": 2}
 
@@ -61,8 +62,8 @@ def pick(book: OrderBook, k: int) -> int:
     return live[k % len(live)]
 
 
-def run(ops: list[tuple[Any, ...]], stp: str) -> None:
-    book = OrderBook("P", min_qty=2, stp=stp)
+def run(ops: list[tuple[Any, ...]], stp: str, book_cls: type[OrderBook] = OrderBook) -> None:
+    book = book_cls("P", min_qty=2, stp=stp)
     ref = ReferenceBook(min_qty=2, stp=stp)
     orig: dict[int, int] = {}  # order id -> lots ever entered (for conservation)
     canceled: dict[int, int] = {}
@@ -151,14 +152,16 @@ def run(ops: list[tuple[Any, ...]], stp: str) -> None:
             assert lots == leaves + filled.get(oid, 0) + canceled.get(oid, 0), f"order {oid} lost lots"
 
 
+@pytest.mark.parametrize("book_cls", BOOK_IMPLS)
 @pytest.mark.parametrize("stp", ["cancel_resting", "cancel_incoming", "none"])
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=ops_strategy)
-def test_book_matches_reference(stp: str, ops: list[tuple[Any, ...]]) -> None:
-    run(ops, stp)
+def test_book_matches_reference(stp: str, book_cls: type[OrderBook], ops: list[tuple[Any, ...]]) -> None:
+    run(ops, stp, book_cls)
 
 
-def test_a_long_seeded_sequence_matches_reference() -> None:
+@pytest.mark.parametrize("book_cls", BOOK_IMPLS)
+def test_a_long_seeded_sequence_matches_reference(book_cls: type[OrderBook]) -> None:
     import random
 
     rng = random.Random(3)
@@ -181,4 +184,4 @@ def test_a_long_seeded_sequence_matches_reference() -> None:
             ops.append(("cancel", rng.randint(0, len(ops))))
         else:
             ops.append(("replace", rng.randint(0, len(ops)), rng.choice([None, rng.randint(95, 105)]), rng.randint(1, 12)))
-    run(ops, "cancel_resting")
+    run(ops, "cancel_resting", book_cls)

@@ -25,6 +25,11 @@ class MatchingConfig(Section):
     # replace, so whatever they acknowledge is on disk. The REST API always does.
     durable_ack: bool = True
     closed_history: int = Field(default=100_000, ge=0, description="closed orders kept in memory for queries")
+    # The order book implementation (engines/matching/book_impl.py): "auto" runs the compiled build of
+    # book.py (setup.py, Cython) when it is installed and built from the current source, else the
+    # pure-Python book; "off" always the pure-Python one; "required" refuses to start without the
+    # compiled one.
+    compiled_book: Literal["auto", "off", "required"] = "auto"
     rest: Listen = Listen(port=0)
     ws: Listen = Listen(port=0)
     # Bearer token for REST order entry (POST/PUT/DELETE). A secret: set it with

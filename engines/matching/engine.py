@@ -46,6 +46,7 @@ from engines.bus import Bus
 from engines.events import Event
 from engines.instruments import Instrument, OffGridError
 from engines.marketdata import BBO, Depth, Trade
+from engines.matching import book_impl
 from engines.matching.book import (
     R_PRICE,
     R_QTY,
@@ -241,7 +242,11 @@ class MatchingEngine:
         trade_history: int = 10_000,
         closed_history: int = 100_000,
         journal: Journal | None = None,
+        book_class: type[OrderBook] | None = None,
     ) -> None:
+        # the compiled build of book.py when usable, else book.py's class (engines/matching/book_impl.py)
+        book_cls = book_impl.select("auto") if book_class is None else book_class
+        self.book_impl = book_impl.impl_name(book_cls)
         self.bus = bus
         self.venue = venue
         self.depth_levels = depth_levels
@@ -250,7 +255,7 @@ class MatchingEngine:
         self._s: dict[str, _SymbolState] = {
             sym: _SymbolState(
                 inst,
-                OrderBook(sym, min_qty=inst.min_qty_lots, stp=self_trade),
+                book_cls(sym, min_qty=inst.min_qty_lots, stp=self_trade),
                 Decimal(str(maker_fee_bps)),
                 Decimal(str(taker_fee_bps)),
                 trade_history,
@@ -307,6 +312,7 @@ class MatchingEngine:
         out: dict[str, Any] = {
             "state": self.state,
             "venue": self.venue,
+            "book_impl": self.book_impl,
             "ops": self.ops,
             "open_orders": sum(len(s.book.orders) for s in self._s.values()),
             "symbols": list(self._s),

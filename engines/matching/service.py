@@ -4,14 +4,19 @@ and as the venue ``config.matching.venue`` on the desk's router."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
+from engines.config import ConfigError
+from engines.matching import book_impl
 from engines.matching.engine import MatchingEngine
 from engines.matching.journal import Journal
 from engines.matching.venue import MatchingVenue
 
 if TYPE_CHECKING:
     from engines.runtime import Desk, Engine
+
+log = logging.getLogger(__name__)
 
 
 def build(desk: Desk) -> list[Engine]:
@@ -26,6 +31,10 @@ def build(desk: Desk) -> list[Engine]:
             trade_history=cfg.trade_history,
             units={s: float(i.tick_size) * float(i.lot_size) for s, i in desk.instruments.items()},
         )
+    try:
+        book_class = book_impl.select(cfg.compiled_book)
+    except book_impl.CompiledBookUnavailable as exc:  # the CLI reports a ConfigError without a traceback
+        raise ConfigError(str(exc)) from None
     engine = MatchingEngine(
         desk.bus,
         desk.instruments,
@@ -37,7 +46,9 @@ def build(desk: Desk) -> list[Engine]:
         trade_history=cfg.trade_history,
         closed_history=cfg.closed_history,
         journal=journal,
+        book_class=book_class,
     )
+    log.info("matching: order book implementation %s (compiled_book = %s)", engine.book_impl, cfg.compiled_book)
     desk.services["matching"] = engine
     desk.router.add_venue(MatchingVenue(engine, name=cfg.venue, durable_ack=cfg.durable_ack))
     return [engine]

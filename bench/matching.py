@@ -7,7 +7,11 @@ gives the expected final book; every timed run is checked against it.
 
 Measured:
 * core: direct ``OrderBook`` calls — ops/s best and median of ``--runs`` runs (timed without per-op
-  clocks), then one run with a ``perf_counter_ns`` pair around each call for p50/p99 per op type;
+  clocks), then one run with a ``perf_counter_ns`` pair around each call for p50/p99 per op type; for
+  the implementation the desk runs (``engines.matching.book_impl.select("auto")``: the compiled build
+  of ``book.py`` when installed and current, else ``book.py``) and, when both are available, for the
+  other one too, runs alternating so that a shared machine's load hits both alike, and the
+  compiled/python ratio (``--book desk``: only the desk's);
 * engine: the same operations through ``MatchingEngine.submit``/``cancel`` (OrderRequest in, bus
   events out: accepted/fill/trade/canceled, BBO and depth conflated per batch; one subscriber counts
   every event), best and median of min(runs, 3); then once more with the SQLite journal attached;
@@ -46,6 +50,7 @@ from typing import Any
 from engines.bus import Bus
 from engines.events import Event
 from engines.instruments import Instrument
+from engines.matching import book_impl
 from engines.matching.book import OrderBook
 from engines.matching.engine import MatchingEngine
 from engines.matching.journal import Journal
@@ -145,8 +150,8 @@ def run_core(ops: list[tuple[Any, ...]], book_cls: type = OrderBook) -> tuple[fl
     return time.perf_counter() - t0, time.process_time() - c0, book
 
 
-def latencies_core(ops: list[tuple[Any, ...]]) -> dict[str, dict[str, float]]:
-    book = OrderBook("BENCH", stp="cancel_resting")
+def latencies_core(ops: list[tuple[Any, ...]], book_cls: type = OrderBook) -> dict[str, dict[str, float]]:
+    book = book_cls("BENCH", stp="cancel_resting")
     submit = book.submit
     cancel = book.cancel
     clock = time.perf_counter_ns
@@ -181,28 +186,35 @@ def latencies_core(ops: list[tuple[Any, ...]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def bench_core(ops: list[tuple[Any, ...]], expected: Any, runs: int) -> dict[str, Any]:
-    rates = []
-    cpu_rates = []
+def bench_core(ops: list[tuple[Any, ...]], expected: Any, runs: int, books: dict[str, type]) -> dict[str, Any]:
+    """Figures per implementation in ``books`` (name -> class); their runs alternate."""
+    rates: dict[str, list[float]] = {name: [] for name in books}
+    cpu_rates: dict[str, list[float]] = {name: [] for name in books}
     for _ in range(runs):
-        gc.collect()
-        dt, cpu, book = run_core(ops)
-        rates.append(len(ops) / dt)
-        cpu_rates.append(len(ops) / cpu)
-        got = book_snapshot(book)
-        if got != expected:
-            raise SystemExit("core book disagrees with the reference book")
-        book.check()
+        for name, cls in books.items():
+            gc.collect()
+            dt, cpu, book = run_core(ops, cls)
+            rates[name].append(len(ops) / dt)
+            cpu_rates[name].append(len(ops) / cpu)
+            got = book_snapshot(book)
+            if got != expected:
+                raise SystemExit(f"core book ({name}) disagrees with the reference book")
+            book.check()
     return {
-        "ops": len(ops),
-        "best_ops_s": round(max(rates)),
-        "median_ops_s": round(statistics.median(rates)),
-        "runs": [round(r) for r in rates],
-        "cpu_best_ops_s": round(max(cpu_rates)),
-        "cpu_median_ops_s": round(statistics.median(cpu_rates)),
-        "latency": latencies_core(ops),
-        "final_orders": sum(len(s) for s in expected),
-        "reference_match": True,
+        name: {
+            "book_impl": name,
+            "ops": len(ops),
+            "best_ops_s": round(max(rates[name])),
+            "median_ops_s": round(statistics.median(rates[name])),
+            "runs": [round(r) for r in rates[name]],
+            "cpu_best_ops_s": round(max(cpu_rates[name])),
+            "cpu_median_ops_s": round(statistics.median(cpu_rates[name])),
+            "latency": latencies_core(ops, cls),
+            "final_orders": sum(len(s) for s in expected),
+            "reference_match": True,
+            "load_average_1m": round(os.getloadavg()[0], 2),
+        }
+        for name, cls in books.items()
     }
 
 
@@ -317,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engine-ops", type=int, default=200_000,
                     help="operations for the engine runs (the first N of the same stream; default 200,000)")
     ap.add_argument("--skip-engine", action="store_true")
+    ap.add_argument("--book", choices=("both", "desk"), default="both",
+                    help="core runs: the desk's book implementation and the other one (default), or only the desk's")
     ap.add_argument("--no-gc-freeze", action="store_true", help="leave the inputs to the cyclic GC (old way)")
     args = ap.parse_args(argv)
     global FREEZE
@@ -327,6 +341,17 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {
         "bench": "matching", "ops": args.ops, "seed": args.seed, "machine": machine, "gc_freeze_inputs": FREEZE
     }
+    desk_cls = book_impl.select("auto")  # what the matching engine runs by default
+    desk_impl = book_impl.impl_name(desk_cls)
+    books = {desk_impl: desk_cls}
+    compiled_cls, why = book_impl.compiled()
+    if args.book == "both":
+        if compiled_cls is not None and desk_impl != "compiled":
+            books["compiled"] = compiled_cls
+        elif desk_impl != "python":
+            books["python"] = OrderBook
+    figures["book_impl"] = desk_impl
+    print(f"core book: the desk runs the {desk_impl} book" + (f" ({why})" if compiled_cls is None else ""))
     for variant in ("basic", "ioc_fok"):
         gc.unfreeze()
         t = time.perf_counter()
@@ -335,15 +360,22 @@ def main(argv: list[str] | None = None) -> int:
             gc.collect()
             gc.freeze()  # the harness's inputs: see the module docstring
         print(f"[{variant}] workload generated with the reference book in {time.perf_counter() - t:.1f}s")
-        res = bench_core(ops, expected, args.runs)
-        figures[f"core_{variant}"] = res
-        print(
-            f"[{variant}] core: best {res['best_ops_s']:,} ops/s, median {res['median_ops_s']:,} ops/s "
-            f"(final book {res['final_orders']} orders = reference)"
-        )
-        print(f"    (CPU time: best {res['cpu_best_ops_s']:,} ops/s, median {res['cpu_median_ops_s']:,} ops/s)")
-        for name, lat in res["latency"].items():
-            print(f"    {name:15s} n={lat['n']:>8,}  p50 {lat['p50_us']:.2f} µs  p99 {lat['p99_us']:.2f} µs")
+        per_impl = bench_core(ops, expected, args.runs, books)
+        for impl, res in per_impl.items():
+            # core_<variant>: the desk's implementation (as before); core_<variant>_<impl>: the other one
+            figures[f"core_{variant}" if impl == desk_impl else f"core_{variant}_{impl}"] = res
+            print(
+                f"[{variant}] core ({impl}{', the desk runs this' if impl == desk_impl else ''}): "
+                f"best {res['best_ops_s']:,} ops/s, median {res['median_ops_s']:,} ops/s "
+                f"(final book {res['final_orders']} orders = reference; load {res['load_average_1m']})"
+            )
+            print(f"    (CPU time: best {res['cpu_best_ops_s']:,} ops/s, median {res['cpu_median_ops_s']:,} ops/s)")
+            for name, lat in res["latency"].items():
+                print(f"    {name:15s} n={lat['n']:>8,}  p50 {lat['p50_us']:.2f} µs  p99 {lat['p99_us']:.2f} µs")
+        if len(per_impl) == 2:
+            ratio = per_impl["compiled"]["cpu_median_ops_s"] / per_impl["python"]["cpu_median_ops_s"]
+            figures[f"core_{variant}_compiled_over_python_cpu_median"] = round(ratio, 3)
+            print(f"[{variant}] core compiled/python: CPU median x{ratio:.2f}")
         if args.skip_engine:
             continue
         n_engine = min(args.engine_ops, args.ops)

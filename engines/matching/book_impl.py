@@ -107,3 +107,21 @@ def impl_name(cls: Any) -> str:
     if not isinstance(cls, type):
         cls = type(cls)
     return "compiled" if cls.__module__ == MODULE else "python"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m engines.matching.book_impl [--require]``: which book the desk would run, and why.
+    With ``--require`` (CI) the exit status is 1 unless it is the compiled one."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    cls, why = compiled()
+    if cls is not None:
+        print(f"compiled order book: {sys.modules[MODULE].__file__} (built from the current book.py/book.pxd)")
+        return 0
+    print(f"pure-Python order book: {why}")
+    return 1 if "--require" in args else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

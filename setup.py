@@ -9,7 +9,8 @@ built module itself in an editable install (``engines/matching/_cbook.*.so``, gi
 
 The extension is optional: without Cython (a ``--no-build-isolation`` install into an environment
 without it) or a C compiler, or if compilation fails, the install goes on with the pure-Python book
-and the build output says why (``pip install -v`` shows it; the desk logs it again at start).
+and the build output says why (a ``CompiledBookWarning``, which pip shows; the desk logs it again at
+start).
 ``OPDESK_NO_COMPILE=1`` skips the build on purpose.
 """
 
@@ -19,6 +20,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -38,14 +40,17 @@ def _book_impl():  # type: ignore[no-untyped-def]
     return mod
 
 
+class CompiledBookWarning(UserWarning):
+    """The optional compiled order book was not built."""
+
+
 def _warn(why: str) -> None:
-    bar = "*" * 78
-    print(
-        f"\n{bar}\nWARNING: opdesk's compiled order book ({EXT_NAME}) is NOT built: {why}\n"
-        "The desk will run the pure-Python order book (same behaviour, slower).\n"
-        f"{bar}\n",
-        file=sys.stderr,
-        flush=True,
+    # a Python warning: pip shows a build backend's warnings even without -v (plain output it hides)
+    warnings.warn(
+        f"opdesk's compiled order book ({EXT_NAME}) is NOT built ({why}); "
+        "the desk will run the pure-Python order book (same behaviour, slower)",
+        CompiledBookWarning,
+        stacklevel=2,
     )
 
 

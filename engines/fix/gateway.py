@@ -120,8 +120,16 @@ class _OrderRequestDraft(OrderRequest):
 
 
 def _order_request_fast(
-    symbol: str, side: Side, qty: int, price: int | None, type: OrderType, tif: TimeInForce, post_only: bool,
-    client_id: str, owner: str, venue: str,
+    symbol: str,
+    side: Side,
+    qty: int,
+    price: int | None,
+    type: OrderType,
+    tif: TimeInForce,
+    post_only: bool,
+    client_id: str,
+    owner: str,
+    venue: str,
 ) -> OrderRequest:
     r = object.__new__(_OrderRequestDraft)
     r.symbol = symbol
@@ -140,12 +148,28 @@ def _order_request_fast(
 
 
 def _order_request_slow(
-    symbol: str, side: Side, qty: int, price: int | None, type: OrderType, tif: TimeInForce, post_only: bool,
-    client_id: str, owner: str, venue: str,
+    symbol: str,
+    side: Side,
+    qty: int,
+    price: int | None,
+    type: OrderType,
+    tif: TimeInForce,
+    post_only: bool,
+    client_id: str,
+    owner: str,
+    venue: str,
 ) -> OrderRequest:
     return OrderRequest(
-        symbol=symbol, side=side, qty=qty, price=price, type=type, tif=tif, post_only=post_only,
-        client_id=client_id, owner=owner, venue=venue,
+        symbol=symbol,
+        side=side,
+        qty=qty,
+        price=price,
+        type=type,
+        tif=tif,
+        post_only=post_only,
+        client_id=client_id,
+        owner=owner,
+        venue=venue,
     )
 
 
@@ -163,8 +187,10 @@ def _pick_order_request() -> Callable[..., OrderRequest]:
         fast = _order_request_fast(*args)
     except TypeError:
         return _order_request_slow
-    same = type(fast) is OrderRequest and fast == _order_request_slow(*args) and hash(fast) == hash(
-        _order_request_slow(*args)
+    same = (
+        type(fast) is OrderRequest
+        and fast == _order_request_slow(*args)
+        and hash(fast) == hash(_order_request_slow(*args))
     )
     return _order_request_fast if same else _order_request_slow
 
@@ -224,14 +250,18 @@ class _Formats:
         lots = self._lots_in.get(raw)
         if lots is not None:
             return lots
-        return _remember(self._lots_in, raw, _to_units(raw, 38, self.inst.to_lots, "quantity", REJ_QTY, self.inst))
+        return _remember(
+            self._lots_in, raw, _to_units(raw, 38, self.inst.to_lots, "quantity", REJ_QTY, self.inst)
+        )
 
     def ticks(self, raw: bytes) -> int:
         """Price text to ticks; OrderProblem if not a positive whole number of ticks."""
         ticks = self._ticks_in.get(raw)
         if ticks is not None:
             return ticks
-        return _remember(self._ticks_in, raw, _to_units(raw, 44, self.inst.to_ticks, "price", REJ_OTHER, self.inst))
+        return _remember(
+            self._ticks_in, raw, _to_units(raw, 44, self.inst.to_ticks, "price", REJ_OTHER, self.inst)
+        )
 
     def avg(self, notional: int, cum: int) -> bytes:
         if cum == 0:
@@ -377,6 +407,9 @@ class Gateway(Application):
         }  # fmt: skip
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: list[tuple[Session | None, Message]] = []
+        # Per session (its SessionID never changes): (owner, FIX 4.2?) — the owner's f-string and the
+        # BeginString compare through the session_id property were per order and per report.
+        self._clients: dict[Session, tuple[str, bool]] = {}
         self._releaser: asyncio.Task[None] | None = None
         self._subs: list[Subscription] = []
         handlers: list[tuple[type, Callable[[Any], None]]] = [
@@ -403,6 +436,15 @@ class Gateway(Application):
     @staticmethod
     def owner_of(session: Session) -> str:
         return f"fix:{session.session_id.target_comp_id}"
+
+    def _client(self, session: Session) -> tuple[str, bool]:
+        """``(owner, v42)`` of a session, remembered (a handful of sessions; bounded all the same)."""
+        c = self._clients.get(session)
+        if c is None:
+            if len(self._clients) >= 1024:
+                self._clients.clear()
+            c = self._clients[session] = (self.owner_of(session), session.session_id.begin_string == FIX42)
+        return c
 
     def on_create(self, session: Session) -> None:
         self.sessions[self.owner_of(session)] = session
@@ -529,7 +571,8 @@ class Gateway(Application):
 
     # --- orders -------------------------------------------------------------------------------------
     def _new_order(self, msg: FixMessage, session: Session) -> Coroutine[Any, Any, None] | None:
-        owner = self.owner_of(session)
+        client = self._clients.get(session) or self._client(session)
+        owner = client[0]
         self.sessions[owner] = session
         self.counts["orders"] += 1
         f = dict(msg.pairs())  # parsed once (the validator already did it); later duplicates lose
@@ -550,41 +593,48 @@ class Gateway(Application):
             self.counts["possdup_ignored"] += 1
             return None
         tif_code = get(59) or b"0"
-        account = (get(1) or b"").decode("latin-1")
-        order = GatewayOrder(
-            owner, cl, symbol, side, _LIMIT, _GTC, None, 0, account=account
-        )
+        account_b = get(1)
+        # The order's fields as far as they were read when a problem stops it: its reject reports them.
+        qty = 0
+        price: int | None = None
+        ord_type = _LIMIT
+        tif = _GTC
+        key = (owner, cl)
         try:
             fmt = self._formats_for(symbol)
-            order.qty = fmt.lots(qty_raw)
+            qty = fmt.lots(qty_raw)
             if ord_type_code == b"2":
                 price_raw = get(44)
                 if not price_raw:
                     raise FieldNotFound(44)
-                order.price = fmt.ticks(price_raw)
+                price = fmt.ticks(price_raw)
             elif ord_type_code == b"1":
-                order.ord_type = _MARKET
+                ord_type = _MARKET
             else:
                 raise OrderProblem(f"OrdType {ord_type_code.decode()} is not supported", REJ_UNSUPPORTED)
-            tif = _TIF.get(tif_code)
-            if tif is None:
+            tif_in = _TIF.get(tif_code)
+            if tif_in is None:
                 raise OrderProblem(f"TimeInForce {tif_code.decode()} is not supported", REJ_UNSUPPORTED)
-            order.tif = (
-                _IOC if order.ord_type is _MARKET and tif is _GTC else tif
-            )
-            if (owner, cl) in self.orders:
+            tif = _IOC if ord_type is _MARKET and tif_in is _GTC else tif_in
+            if key in self.orders:
                 raise OrderProblem(f"duplicate ClOrdID {cl}", REJ_DUPLICATE, REJ_DUPLICATE)
         except OrderProblem as p:
+            order = GatewayOrder(owner, cl, symbol, side, ord_type, tif, price, qty)
+            if account_b:
+                order.account = account_b.decode("latin-1")
             self._reject_new(session, order, p)
             return None
+        order = GatewayOrder(owner, cl, symbol, side, ord_type, tif, price, qty)
+        if account_b:
+            order.account = account_b.decode("latin-1")
         exec_inst = get(18)
         req = _order_request(
-            symbol, side, order.qty, order.price, order.ord_type, order.tif,
+            symbol, side, qty, price, ord_type, tif,
             exec_inst is not None and b"6" in exec_inst.split(b" "),  # ParticipantDontInitiate = post-only
             cl, owner, self.venue,
         )  # fmt: skip
         # Registered before submitting: the outcome events arrive during the call.
-        self.orders[(owner, cl)] = order
+        self.orders[key] = order
         if not self._tasks and self.matching is not None:
             venue = self.router.venues.get(self.venue)
             if venue is not None and getattr(venue, "engine", None) is self.matching:
@@ -771,7 +821,9 @@ class Gateway(Application):
             raise IncorrectTagValue(54)
         return cl, req_type, symbol, side
 
-    async def _mass_cancel(self, session: Session, query: tuple[bytes, bytes, str | None, Side | None]) -> None:
+    async def _mass_cancel(
+        self, session: Session, query: tuple[bytes, bytes, str | None, Side | None]
+    ) -> None:
         """Cancel the client's own orders (owner ``fix:<CompID>``) — all (530=7) or one security's (530=1) —
         in one bulk call of the venue (the matching engine's ``cancel_all``). Each canceled order gets its
         ExecutionReport 150=4 as any cancel does; then the OrderMassCancelReport (r) says how many (533)
@@ -821,8 +873,10 @@ class Gateway(Application):
         if listed:
             parts.append(b"534=%d\x01" % len(listed))
             for r in listed:
-                parts.append(b"41=%s\x01535=%s\x01" % (r.client_id.encode("latin-1"),
-                                                       b"NONE" if r.order_id is None else b"%d" % r.order_id))
+                parts.append(
+                    b"41=%s\x01535=%s\x01"
+                    % (r.client_id.encode("latin-1"), b"NONE" if r.order_id is None else b"%d" % r.order_id)
+                )
         if symbol is not None:
             parts.append(b"55=%s\x01" % symbol.encode("latin-1"))
         if side is not None:
@@ -1011,7 +1065,7 @@ class Gateway(Application):
             fmt = _Formats(inst or Instrument(order.symbol, Decimal(1), Decimal(1)))
             if inst is not None:
                 self._formats[order.symbol] = fmt
-        v42 = session.session_id.begin_string == FIX42
+        v42 = (self._clients.get(session) or self._client(session))[1]
         self._exec_seq += 1
         fixed = order.fixed
         if fixed is None or order.fixed_qty != order.qty:
@@ -1028,6 +1082,8 @@ class Gateway(Application):
         # always: 37 11 [41] 17 [20] 150 39 [103] 1/55/54/38/40/44/59 [32 31] 151 14 6 60 [12 13] [851] [58].
         cum = order.cum
         status = order.status
+        qtys = fmt._qtys  # the texts' cache read directly (fmt.qty on a miss): three per report
+        leaves = max(0, order.qty - cum) if status in _OPEN_STATUSES else 0
         return Prebuilt(
             "8",
             b"37=%s\x0111=%s\x01%s17=%s%d\x01%s150=%s\x0139=%s\x01%s%s%s151=%s\x0114=%s\x016=%s\x0160=%s\x01%s%s%s"
@@ -1041,10 +1097,12 @@ class Gateway(Application):
                 _STATUS_BYTES[status],
                 b"103=%s\x01" % rej.encode() if rej else b"",
                 fixed,
-                b"32=%s\x0131=%s\x01" % (fmt.qty(last[1]), fmt.price(last[0])) if last is not None else b"",
-                fmt.qty(max(0, order.qty - cum) if status in _OPEN_STATUSES else 0),
-                fmt.qty(cum),
-                fmt.avg(order.notional, cum),
+                b"32=%s\x0131=%s\x01" % (qtys.get(last[1]) or fmt.qty(last[1]), fmt.price(last[0]))
+                if last is not None
+                else b"",
+                qtys.get(leaves) or fmt.qty(leaves),
+                qtys.get(cum) or fmt.qty(cum),
+                fmt.avg(order.notional, cum) if cum else b"0",
                 utc_timestamp(self.clock.time_ns()),
                 b"12=%s\x0113=3\x01" % _amount(fee) if fee is not None else b"",
                 (b"851=1\x01" if liquidity is _MAKER else b"851=2\x01")
@@ -1078,7 +1136,8 @@ class Gateway(Application):
             self.by_id.pop(order.order_id, None)
 
     def _on_accepted(self, ev: OrderAccepted) -> None:
-        order = self._mine(ev.owner, ev.client_id, None)
+        # ``_mine`` without an order id or symbol is this lookup (every key's owner is "fix:...").
+        order = self.orders.get((ev.owner, ev.client_id))
         if order is None:
             return
         order.order_id = ev.order_id
@@ -1103,9 +1162,11 @@ class Gateway(Application):
         self._reject_new(session, order, p)
 
     def _on_fill(self, ev: Fill) -> None:
-        order = self._mine(ev.owner, ev.client_id, ev.order_id, ev.symbol, ev.qty, closing=True)
+        order = self.orders.get((ev.owner, ev.client_id))  # the common case of _mine, in line
         if order is None:
-            return
+            order = self._mine(ev.owner, ev.client_id, ev.order_id, ev.symbol, ev.qty, closing=True)
+            if order is None:
+                return
         self.counts["fills"] += 1
         if order.order_id is None:
             order.order_id = ev.order_id
@@ -1122,7 +1183,7 @@ class Gateway(Application):
             return
         # 4.2 reports executions as ExecType 1/2 (partial fill / fill), 4.4 as F (trade).
         exec_type = "F"
-        if session.session_id.begin_string == FIX42:
+        if (self._clients.get(session) or self._client(session))[1]:
             exec_type = "2" if ev.leaves_qty == 0 else "1"
         self._send(
             session,

@@ -67,7 +67,9 @@ from engines.orders import (
     OrderCanceled,
     OrderRejected,
     OrderReplaced,
+    OrderType,
     Side,
+    TimeInForce,
 )
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,12 @@ CREATE TABLE IF NOT EXISTS bulk_cancels (
     applied INTEGER NOT NULL DEFAULT 0
 );
 """
+
+# Enum values as dict lookups: ``member.value`` is a property (~0.45 us on the sandbox), three per order
+# row on the snapshot, which runs on the event loop.
+_SIDE_TEXT = {m: m.value for m in Side}
+_TYPE_TEXT = {m: m.value for m in OrderType}
+_TIF_TEXT = {m: m.value for m in TimeInForce}
 
 _BULK_UPDATE = (
     "UPDATE orders SET status = 'canceled', leaves = 0, reason = ? "
@@ -314,6 +322,7 @@ class Journal:
                 )
             )
         order_rows = []
+        side_text, type_text, tif_text = _SIDE_TEXT, _TYPE_TEXT, _TIF_TEXT
         for oid, o in orders.items():
             rec = o[8]
             req = rec[0]
@@ -323,9 +332,9 @@ class Journal:
                 (
                     oid,
                     req.symbol,
-                    req.side.value,
-                    req.type.value,
-                    req.tif.value,
+                    side_text[req.side],
+                    type_text[req.type],
+                    tif_text[req.tif],
                     int(req.post_only),
                     o[2],
                     rec[2],
@@ -347,7 +356,7 @@ class Journal:
                 t.symbol,
                 t.price,
                 t.qty,
-                t.aggressor.value,
+                side_text[t.aggressor],
                 t.maker_order_id,
                 t.taker_order_id,
                 t.maker_owner,

@@ -35,6 +35,9 @@ from engines.risk.state import TradingStates
 
 HALTED = TradingState.HALTED
 REDUCING = TradingState.REDUCING
+# Enum members as module constants (a metaclass lookup each otherwise, on every order).
+_BUY = Side.BUY
+_MARKET = OrderType.MARKET
 
 
 @dataclass(slots=True)
@@ -147,7 +150,7 @@ class RiskGate:
     def reduces(self, order: OrderRequest) -> bool:
         """True if the order (with the owner's open orders on its side) cannot more than close the position."""
         pos = self.positions.qty(order.owner, order.symbol)
-        if pos == 0 or (pos > 0) == (order.side is Side.BUY):
+        if pos == 0 or (pos > 0) == (order.side is _BUY):
             return False
         pending = self.orders.open_side_qty(order.owner, order.symbol, order.side)
         return order.qty + pending <= abs(pos)
@@ -173,7 +176,7 @@ class RiskGate:
                 self._flatten_ids.discard(order.client_id)
                 return None
             return f"trading halted ({self._restricting_scope(owner, symbol, HALTED)}): no new orders"
-        lim = self.limits(owner, symbol)
+        lim = self._limits.get((owner, symbol)) or self.limits(owner, symbol)
         if lim is None:
             return f"unknown instrument {symbol!r}: risk cannot evaluate the order"
         qty = order.qty
@@ -181,31 +184,35 @@ class RiskGate:
             return f"order quantity {qty} lots exceeds max_order_qty {lim.max_qty} lots"
         if lim.max_notional is not None:
             price: float | None = order.price
-            if order.type is OrderType.MARKET or price is None:
+            if order.type is _MARKET or price is None:
                 price = self.positions.mark_price(symbol)
                 if price is None:
                     return "market order with no reference price: notional limit cannot be checked"
             if price * qty > lim.max_notional:
                 return f"order notional {price * qty:.0f} tick-lots exceeds max_order_notional {lim.max_notional}"
-        reduces = self.reduces(order)
-        if state is REDUCING and not reduces:
-            scope = self._restricting_scope(owner, symbol, REDUCING)
-            return f"trading reducing ({scope}): only orders that reduce the position are allowed"
-        if order.reduce_only and not reduces:
-            return "reduce-only order would not reduce the position"
-        if lim.max_position is not None and not reduces:
-            pos = self.positions.qty(owner, symbol)
-            pending = self.orders.open_side_qty(owner, symbol, order.side)
-            worst = pos + (qty + pending if order.side is Side.BUY else -(qty + pending))
-            if abs(worst) > lim.max_position:
-                return (
-                    f"position limit: {worst:+d} lots (position {pos:+d}, open {pending} on this side) "
-                    f"would exceed max_position {lim.max_position} lots"
-                )
-        if self.loss_blocked and not reduces:
-            for scope in (DESK, "bot:" + owner, "instrument:" + symbol):
-                if scope in self.loss_blocked:
-                    return f"loss limit reached ({scope}): only orders that reduce the position are allowed"
+        # Whether the order reduces the position matters only to these four checks: asked only then.
+        if state is REDUCING or order.reduce_only or lim.max_position is not None or self.loss_blocked:
+            reduces = self.reduces(order)
+            if state is REDUCING and not reduces:
+                scope = self._restricting_scope(owner, symbol, REDUCING)
+                return f"trading reducing ({scope}): only orders that reduce the position are allowed"
+            if order.reduce_only and not reduces:
+                return "reduce-only order would not reduce the position"
+            if lim.max_position is not None and not reduces:
+                pos = self.positions.qty(owner, symbol)
+                pending = self.orders.open_side_qty(owner, symbol, order.side)
+                worst = pos + (qty + pending if order.side is _BUY else -(qty + pending))
+                if abs(worst) > lim.max_position:
+                    return (
+                        f"position limit: {worst:+d} lots (position {pos:+d}, open {pending} on this side) "
+                        f"would exceed max_position {lim.max_position} lots"
+                    )
+            if self.loss_blocked and not reduces:
+                for scope in (DESK, "bot:" + owner, "instrument:" + symbol):
+                    if scope in self.loss_blocked:
+                        return (
+                            f"loss limit reached ({scope}): only orders that reduce the position are allowed"
+                        )
         if lim.rate is not None:
             bucket = self._buckets.get(owner)
             now = self.clock.monotonic()

@@ -44,6 +44,7 @@ from engines.venue import OpenOrder, OrderRouter, Venue
 log = logging.getLogger(__name__)
 
 _Key = tuple[str, str, str, str]  # venue, symbol, owner, client_id
+_HALTED = TradingState.HALTED  # a module constant: checked on every acknowledgement (_on_accepted)
 
 
 @dataclass(slots=True)
@@ -437,7 +438,7 @@ class KillSwitch:
 
     def _on_accepted(self, ev: OrderAccepted) -> None:
         # An order that reached a venue after its scope was halted (in flight to a remote venue): cancel it.
-        if self.states.effective_state(ev.owner, ev.symbol) is not TradingState.HALTED:
+        if self.states.effective_state(ev.owner, ev.symbol) is not _HALTED:
             return
         if ev.client_id in self._flatten_ids:
             return

@@ -26,6 +26,7 @@ from engines.orders import Fill, OrderAccepted, OrderCanceled, OrderReplaced, Si
 from engines.risk.events import DESK
 
 _DAY_NS = 86_400_000_000_000
+_BUY = Side.BUY  # a module constant: ``Side.BUY`` is a metaclass lookup, on every acknowledgement and fill
 
 
 @dataclass(slots=True)
@@ -91,7 +92,7 @@ class OrderTracker:
         sides = self.open_qty.get((ev.owner, ev.symbol))
         if sides is None:
             sides = self.open_qty[(ev.owner, ev.symbol)] = [0, 0]
-        idx = 0 if ev.side is Side.BUY else 1
+        idx = 0 if ev.side is _BUY else 1
         self.orders[key] = _Open(ev.owner, ev.symbol, ev.side, ev.qty, ev.client_id, ev.venue, sides, idx)
         sides[idx] += ev.qty
         per_symbol = self.per_symbol
@@ -144,7 +145,7 @@ class OrderTracker:
         sides = self.open_qty.get((owner, symbol))
         if sides is None:
             return 0
-        return sides[0] if side is Side.BUY else sides[1]
+        return sides[0] if side is _BUY else sides[1]
 
     def has_open(self, symbol: str) -> bool:
         return symbol in self.per_symbol
@@ -174,6 +175,8 @@ class PositionBook:
         self._by_symbol: dict[str, list[Position]] = {}
         self._listeners: list[Callable[[tuple[str, ...], Position | None], None]] = []
         self.ignored: set[str] = set()  # mirror owners (see OrderTracker.ignored): their fills count once
+        # (owner, symbol) -> the risk scopes a fill of it touches: built once, not three strings per fill
+        self._scopes: dict[tuple[str, str], tuple[str, str, str]] = {}
 
     def attach(self, bus: Bus) -> None:
         bus.subscribe(Fill, self.on_fill)
@@ -241,7 +244,8 @@ class PositionBook:
             self.scopes_touch(ev.owner, ev.symbol)  # start the day's P&L before the first fill lands
             p = self.positions[key] = Position(ev.owner, ev.symbol)
             self._by_symbol.setdefault(ev.symbol, []).append(p)
-        signed = ev.qty if ev.side is Side.BUY else -ev.qty
+            self._scopes[key] = (DESK, "bot:" + ev.owner, "instrument:" + ev.symbol)
+        signed = ev.qty if ev.side is _BUY else -ev.qty
         pos = p.qty
         if pos == 0 or (pos > 0) == (signed > 0):
             new = pos + signed
@@ -259,7 +263,7 @@ class PositionBook:
         p.fees += ev.fee
         p.venue = ev.venue
         p.fills += 1
-        scopes = (DESK, "bot:" + ev.owner, "instrument:" + ev.symbol)
+        scopes = self._scopes.get(key) or (DESK, "bot:" + ev.owner, "instrument:" + ev.symbol)
         for listener in self._listeners:
             listener(scopes, p)
 

@@ -53,6 +53,7 @@ from engines.venue import OrderRouter
 log = logging.getLogger(__name__)
 
 _LOST = {"disconnected", "reconnecting"}
+_UNSET: Any = object()
 
 
 def _fmt(x: float) -> str:
@@ -91,6 +92,9 @@ class RiskRules:
         now = clock.monotonic()
         self.last_md: dict[str, float] = dict.fromkeys(symbols, now)
         self._storm: dict[str, deque[float]] = {}
+        # scope -> its limits if they set daily_loss or max_drawdown, else None: looked up for three
+        # scopes on every fill (the config is read once per scope, as the gate reads its limits once)
+        self._loss_limits: dict[str, RiskLimits | None] = {}
         self._fix_active: dict[str, bool] = {}
         self._task: asyncio.Task[None] | None = None
         positions.on_update(self._on_pnl)
@@ -145,11 +149,21 @@ class RiskRules:
             return self.config.per_owner.get(scope[4:])
         return self.config.per_instrument.get(scope.removeprefix("instrument:"))
 
+    def _loss_limits_of(self, scope: str) -> RiskLimits | None:
+        lim = self._scope_limits(scope)
+        if lim is not None and lim.daily_loss is None and lim.max_drawdown is None:
+            lim = None
+        self._loss_limits[scope] = lim
+        return lim
+
     def _on_pnl(self, scopes: tuple[str, ...], position: Position | None) -> None:
         rules = self.rules
+        loss_limits = self._loss_limits
         for scope in scopes:
-            lim = self._scope_limits(scope)
-            if lim is None or (lim.daily_loss is None and lim.max_drawdown is None):
+            lim = loss_limits.get(scope, _UNSET)
+            if lim is _UNSET:
+                lim = self._loss_limits_of(scope)
+            if lim is None:
                 continue
             s = self.positions.scope_pnl(scope)
             blocked = False

@@ -578,6 +578,7 @@ class OpdeskApp(App[int]):
             ("Re-arm…", self.action_rearm, "Re-arm a halted scope"),
             ("FIX message inspector", self.action_fix_inspector, "Every FIX message, decoded, searchable"),
             ("Orders", self.action_orders, "Recent orders; enter shows an order's lifecycle"),
+            ("Grid: next grid bot", self.action_next_grid, "Show the next grid bot in the grid panel (key g)"),
             ("Show all panels", lambda: self.action_zoom(""), "Every panel on one screen"),
             ("Quit", self.action_request_quit, "Stop the desk and quit"),
         ]

@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 from textual.command import CommandPalette
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, RichLog
+from textual.widgets._footer import FooterKey
 
 from console.app import OpdeskApp, build_app
+from console.footer import ESSENTIAL, DeskFooter
 from console.model import DeskModel
+from console.panels.event_log import EventLogPanel
 from console.screens.confirm import ConfirmScreen
 from console.screens.inspector import FixInspectorScreen
 from console.screens.kill_progress import KillProgressScreen
@@ -38,11 +41,13 @@ class FakeBot:
 
 
 @asynccontextmanager
-async def console(tmp_path: Any, **ui: Any) -> AsyncIterator[tuple[OpdeskApp, Any, Any]]:
+async def console(
+    tmp_path: Any, size: tuple[int, int] = SIZE, **ui: Any
+) -> AsyncIterator[tuple[OpdeskApp, Any, Any]]:
     cfg = seeded_config(tmp_path, **ui)
     desk = seeded_desk(cfg)
     app = build_app(cfg, desk=desk, clock=desk.clock, live=False)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         engines = await start_engines(desk)
         try:
             seed(desk)
@@ -286,3 +291,102 @@ async def test_bots_table_switches_to_compact_columns_when_narrow_and_back(tmp_p
         await pilot.resize_terminal(*SIZE)
         await settle(app, pilot)
         assert [c.value for c in table.columns] == full and table.row_count == 2
+
+
+# --- the footer and the event log at every terminal size ------------------------------------------------
+ESSENTIAL_KEYS = ["^q Quit", "^k Kill…", "^x PANIC", "^r Re-arm…", "f1 Keys"]
+#: what the footer shows at 80x24 in each view (key presses from the main screen), palette key last
+FOOTER_80 = {
+    "all": ["i FIX msgs", "o Orders", *ESSENTIAL_KEYS, "^p palette"],
+    "2": ["p Pause", "r Resume", *ESSENTIAL_KEYS, "^p palette"],
+    "3": ["g Next", "p Pause", "r Resume", *ESSENTIAL_KEYS, "^p palette"],
+    "4": ["l Logout", "c Reconnect", *ESSENTIAL_KEYS, "^p palette"],
+    "5": ["i FIX msgs", "o Orders", *ESSENTIAL_KEYS, "^p palette"],
+    "i": ["esc Back", "/ Search", *ESSENTIAL_KEYS, "^p palette"],
+    "o": ["esc Back", *ESSENTIAL_KEYS, "^p palette"],
+}
+VIEWS = {"all": [], "2": ["2"], "3": ["3"], "4": ["4"], "5": ["5"], "i": ["i"], "o": ["o"]}
+
+
+def footer_keys(app: OpdeskApp) -> list[FooterKey]:
+    return list(app.screen.query_one(DeskFooter).query(FooterKey))
+
+
+def assert_footer_whole(app: OpdeskApp) -> None:
+    """Every key in the footer is drawn whole: inside the footer, left of the palette key, full width."""
+    footer = app.screen.query_one(DeskFooter)
+    keys = footer_keys(app)
+    palette = [k for k in keys if k.has_class("-command-palette")]
+    assert len(palette) == 1
+    right = palette[0].region.x
+    assert palette[0].region.right == footer.region.right
+    for key in keys:
+        assert key.content_region.width == key.render().cell_len, key.description
+        assert footer.region.contains_region(key.region), key.description
+        if key is not palette[0]:
+            assert key.region.right < right, key.description  # (a margin cell before the palette)
+    assert footer.virtual_size.width <= footer.size.width  # nothing scrolled off the footer
+    shown = {k.action for k in keys}
+    assert set(ESSENTIAL) <= shown
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (160, 50)], ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_footer_keys_are_whole_in_every_view(tmp_path: Any, size: tuple[int, int]) -> None:
+    async with console(tmp_path, size=size) as (app, _desk, pilot):
+        for view, press in VIEWS.items():
+            await pilot.press(*press)
+            await settle(app, pilot)
+            assert_footer_whole(app)
+            texts = [f"{k.key_display} {k.description}" for k in footer_keys(app)]
+            if size == (80, 24):
+                assert texts == FOOTER_80[view], view
+            if size == (160, 50):
+                assert app.screen.query_one(DeskFooter).hidden == [], view  # all fit on a wide terminal
+            if view in ("i", "o"):
+                await pilot.press("escape")
+            elif press:
+                await pilot.press("0")
+            await settle(app, pilot)
+
+
+async def test_footer_drops_and_restores_keys_as_the_terminal_is_resized(tmp_path: Any) -> None:
+    async with console(tmp_path, size=(160, 50)) as (app, _desk, pilot):
+        await pilot.press("3")
+        await settle(app, pilot)
+        wide = [k.description for k in footer_keys(app)]
+        assert wide == ["Next", "Pause", "Resume", "Detail", "FIX msgs", "Orders", "Cancel all", "Quit", "Kill…",
+                        "PANIC", "Re-arm…", "Keys", "palette"]
+        await pilot.resize_terminal(80, 24)
+        await settle(app, pilot)
+        assert_footer_whole(app)
+        footer = app.screen.query_one(DeskFooter)
+        assert footer.hidden == ["app.grid_detail", "app.fix_inspector", "app.orders", "app.cancel_all_instrument"]
+        await pilot.press("x")  # a key left out of the footer is still bound
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.resize_terminal(160, 50)
+        await settle(app, pilot)
+        assert [k.description for k in footer_keys(app)] == wide
+
+
+async def test_event_log_wraps_at_words_and_rewraps_on_resize(tmp_path: Any) -> None:
+    async with console(tmp_path, size=(80, 24)) as (app, _desk, pilot):
+        await pilot.press("5")
+        await settle(app, pilot)
+        panel = app.main.query_one(EventLogPanel)
+        log = panel.query_one(RichLog)
+        entries = [panel.format(e).plain for e in app.model.log]
+        assert len(entries) >= 5
+
+        def lines() -> list[str]:
+            return [strip.text.rstrip() for strip in log.lines]
+
+        narrow = lines()
+        assert max(len(line) for line in narrow) <= log.scrollable_content_region.width
+        assert len(narrow) > len(entries)  # some entries wrapped onto a second line...
+        assert " ".join(narrow).split() == " ".join(entries).split()  # ...between words, none cut
+        await pilot.resize_terminal(200, 50)
+        await settle(app, pilot)
+        wide = lines()
+        assert " ".join(wide).split() == " ".join(entries).split()
+        assert len(wide) < len(narrow)

@@ -96,7 +96,7 @@ class GridPanel(Panel):
     title = "Grid bots"
 
     BINDINGS = [
-        Binding("g", "app.next_grid", "Next grid", id="grid.next", tooltip="Show the next grid bot"),
+        Binding("g", "app.next_grid", "Next", id="grid.next", tooltip="Show the next grid bot"),
         Binding("p", "app.pause_grid", "Pause", id="grid.pause", tooltip="Pause the shown grid bot"),
         Binding("r", "app.resume_grid", "Resume", id="grid.resume", tooltip="Resume the shown grid bot"),
         Binding("enter", "app.grid_detail", "Detail", id="grid.detail", tooltip="Grid bot detail"),

@@ -10,9 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from console.fixdict import decode, msg_type_name
+from console.footer import DeskFooter
 from console.format import clock
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class FixInspectorScreen(Screen[None]):
             with Vertical(id="fields"):
                 yield Static("", id="raw")
                 yield DataTable(id="field-table", cursor_type="row")
-        yield Footer()
+        yield DeskFooter()
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).cursor_blink = self._blink

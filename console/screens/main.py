@@ -6,8 +6,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer
 
+from console.footer import DeskFooter
 from console.panels.bots import BotsPanel
 from console.panels.event_log import EventLogPanel
 from console.panels.fix_sessions import FixSessionsPanel
@@ -47,7 +47,7 @@ class MainScreen(Screen[None]):
                 yield FixSessionsPanel(id="fix")
                 yield BotsPanel(id="bots")
                 yield EventLogPanel(id="log")
-        yield Footer(id="footer", compact=True)
+        yield DeskFooter(id="footer")
 
     def on_mount(self) -> None:
         self.app.main_ready()  # type: ignore[attr-defined]

@@ -8,8 +8,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Label
 
+from console.footer import DeskFooter
 from console.format import clock
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class OrdersScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield DataTable(id="orders-table", cursor_type="row")
-        yield Footer()
+        yield DeskFooter()
 
     def on_mount(self) -> None:
         t = self.query_one(DataTable)

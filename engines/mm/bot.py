@@ -52,6 +52,7 @@ from engines.orders import (
     OrderRequest,
     Side,
 )
+from engines.reconcile import OpenOrdersUnknown, ask_open_orders, compare, summary
 from engines.risk.events import RiskBreach, TradingState, TradingStateChanged, bot_scope
 from engines.venue import OrderRouter
 
@@ -252,14 +253,13 @@ class MarketMaker:
         before = {o.client_id for o in self.oms.live()}
         unsent = {o.client_id for o in self.oms.live() if o.state is OrderState.IDLE}
         try:
-            # An asynchronous venue (FIX) asks its counterparty: this may take a round trip, or fail.
-            listed = await venue.open_orders(owner=self.name, symbol=self.cfg.symbol)
-        except Exception as exc:
+            listed = await ask_open_orders(venue, self.name, self.cfg.symbol)
+        except OpenOrdersUnknown as exc:
             # What rests at the venue is unknown: close nothing, quote nothing, try again next step.
             self._need_reconcile = True
             if self.venue_unknown is None:
                 self._log("warning", f"{self.name}: reconcile ({why}) deferred: venue open orders unknown: {exc}")
-            self.venue_unknown = str(exc) or type(exc).__name__
+            self.venue_unknown = str(exc)
             return {}
         self.venue_unknown = None
         self._start_pending = False
@@ -267,11 +267,12 @@ class MarketMaker:
         self._reconciled_at = self.clock.monotonic()
         if why == "start":
             self._recover_fills()
-        at_venue = {o.client_id: o for o in listed}
+        live = self.oms.live()
+        cmp = compare((o.client_id for o in live), listed)
         queued = {a.client_id for a in self.limiter.news}
         counts = {"kept": 0, "closed": 0, "adopted": 0, "canceled": 0}
-        for o in self.oms.live():
-            v = at_venue.get(o.client_id)
+        for o in live:
+            v = cmp.kept.get(o.client_id)
             if v is not None:
                 o.order_id = v.order_id
                 o.filled = max(o.filled, v.filled_qty)
@@ -295,7 +296,8 @@ class MarketMaker:
                 else:
                     self.oms.transition(o, OrderState.CANCELED, f"reconciled ({why}): not live at venue")
                 counts["closed"] += 1
-        for cid, v in at_venue.items():
+        for v in cmp.unknown:
+            cid = v.client_id
             known = self.oms.orders.get(cid)
             if known is not None and known.live:
                 continue
@@ -322,7 +324,7 @@ class MarketMaker:
         self.reconciles += 1
         self.last_reconcile = counts
         if any(counts[k] for k in ("closed", "adopted", "canceled")):
-            self._log("info", f"{self.name}: reconciled on {why}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            self._log("info", f"{self.name}: {summary(why, counts)}")
         self._send_wake.set()
         return counts
 

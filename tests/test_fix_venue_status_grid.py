@@ -100,8 +100,7 @@ async def test_grid_learns_what_happened_while_its_fix_venue_was_away(tmp_path: 
                                                    tif=TimeInForce.IOC, owner="taker", client_id="t1"))
         await fix.reconnect("loop")
         await venue.session.wait_state(SessionState.ACTIVE)
-        assert bot.status()["inventory"] == 0.0  # the fill's report was dropped: not heard yet
-        d.bus.publish(PriceTick(symbol=SYM, price=3060.0))
+        # No price update needed: the grid reconciles with its venue when the session is back.
         await asyncio.wait_for(flipped.wait(), 5)  # the flipped cell's sell, accepted over FIX
         assert len(seen) == 5 and bot.status()["inventory"] == 0.5
         assert sorted((side, px) for _, side, px in resting(d)) == [

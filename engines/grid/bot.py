@@ -24,7 +24,18 @@ except pause, which cancels. A level whose order was rejected is not retried unt
 price update.
 
 Start (``on_start``): "cancel" the bot's orders at the venue, "keep" them (untracked), or "recover"
-them (orders on grid levels are adopted and set their cells' states; others are cancelled). Stop
+them (orders on grid levels are adopted and set their cells' states; others are cancelled).
+
+Venue (re)connect: the bot does not rely on the venue to report what happened while it was away. When
+its venue goes down it places nothing; when the venue is back (or was down when the bot started) it
+asks the venue what is open (``engines.reconcile``, as the market maker does) before anything else:
+its orders the venue does not list are closed (their part fills stay with the cell, like a cancel) and
+their levels re-placed by the usual rules; fills the venue reports beyond what the bot has applied are
+applied (a fill is applied once: fills count by the venue's cumulative quantity, so a fill learned on
+reconciling and its report arriving later, or a duplicate report, add nothing); orders the venue lists
+that the bot does not track are cancelled ("recover" before the grid is laid: adopted; "keep": left).
+When the venue cannot answer (not connected, or its open orders are unknown: a FIX counterparty that
+did not answer in time) the bot closes nothing, places nothing, and asks again at its next step. Stop
 (``on_stop``): "cancel" or "keep". Stop-loss / take-profit on the reference price: cancel everything
 and (``liquidate_on_stop``) close the inventory with a market order.
 """
@@ -40,6 +51,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engines.events import PriceTick
+from engines.fix.events import FixSessionState
 from engines.grid.config import GridBotConfig
 from engines.grid.events import GridBotStatus, GridMarketState, GridRoundTrip
 from engines.grid.levels import GridPlan, make_levels, quantities, realised_vol
@@ -56,6 +68,7 @@ from engines.orders import (
     Side,
     TimeInForce,
 )
+from engines.reconcile import OpenOrdersUnknown, ask_open_orders, compare, summary
 from engines.risk.events import TradingState, TradingStateChanged
 
 if TYPE_CHECKING:
@@ -143,6 +156,13 @@ class GridBot:
         self._recover_cancel: list[Any] = []  # recovered orders that are not on a grid level
         self._initial_lots = 0  # initial_buy: base to buy at market when the grid is laid
         self._liquidate = False  # stop-loss / take-profit hit: close the inventory at market
+        # Venue reconciliation (see the module doc)
+        self._venue_up: bool | None = None  # the venue's connection when last looked at (None: not yet)
+        self._need_reconcile = False
+        self._start_pending = False  # the start's open-orders question is still unanswered
+        self.venue_unknown: str | None = None  # why the venue's open orders could not be listed (last try)
+        self.reconciles = 0
+        self.last_reconcile: dict[str, int] = {}
         # Subscribe at build time: the reference price published when sim prices start (before the
         # bot starts) is the price the grid is laid around.
         self._subs.append(self.bus.subscribe(PriceTick, self._ev_price, key=self.symbol))
@@ -188,6 +208,7 @@ class GridBot:
             self.bus.subscribe(OrderCanceled, self._ev_canceled, key=self.symbol),
             self.bus.subscribe(Trade, self._ev_trade, key=self.symbol),
             self.bus.subscribe(TradingStateChanged, self._ev_trading_state),
+            self.bus.subscribe(FixSessionState, self._ev_session),
         ]
         venue = self.router.venues.get(self.cfg.venue)
         adopted: list[Any] = []
@@ -195,7 +216,17 @@ class GridBot:
             if self.cfg.on_start == "cancel":
                 await venue.cancel_all(owner=self.name, symbol=self.symbol)
             elif self.cfg.on_start == "recover":
-                adopted = list(await venue.open_orders(owner=self.name, symbol=self.symbol))
+                try:
+                    adopted = await ask_open_orders(venue, self.name, self.symbol)
+                except OpenOrdersUnknown as exc:
+                    # Recovered once the venue can answer: until then the grid is not laid.
+                    self._need_reconcile = self._start_pending = True
+                    self.venue_unknown = str(exc)
+                    log.warning("grid %s: recover deferred: venue open orders unknown: %s", self.name, exc)
+            self._venue_up = venue.connected
+            if not self._venue_up:
+                # Whatever the venue holds for us (a previous life's orders) is learned once it is up.
+                self._need_reconcile = self._start_pending = True
         self._recover = adopted
         self._recover_cancel = []
         self.state = "waiting"
@@ -288,6 +319,15 @@ class GridBot:
         return risk.effective_state(self.name, self.symbol)
 
     async def _step(self) -> None:
+        venue = self.router.venues.get(self.cfg.venue)
+        up = self._poll_venue()
+        if up and self._need_reconcile:
+            await self._reconcile(venue)
+        if self._need_reconcile:  # down, or could not answer: touch nothing, place nothing
+            self.state = "waiting"
+            self.reason = (f"venue {self.cfg.venue} disconnected" if not self._venue_up
+                           else f"waiting for the venue's open orders ({self.venue_unknown})")
+            return
         if not self.laid:
             if self.last_price is None:
                 self.state, self.reason = "waiting", "waiting for a reference price"
@@ -299,7 +339,6 @@ class GridBot:
                     return
                 self._set_plan(self._measured_plan())
             self._lay(self.last_price)
-        venue = self.router.venues.get(self.cfg.venue)
         if venue is None:
             self.state, self.reason = "waiting", f"no venue {self.cfg.venue!r}"
             return
@@ -335,6 +374,64 @@ class GridBot:
             if level in self.by_level or level in self.blocked:
                 continue
             await self._submit(level, cell, side)
+
+    # --- venue reconciliation ------------------------------------------------------------------------
+    def _poll_venue(self) -> bool:
+        """Look at the venue's connection; a venue seen going down owes a reconcile when it is back."""
+        venue = self.router.venues.get(self.cfg.venue)
+        up = venue is not None and venue.connected
+        if venue is not None and not up and self._venue_up is not False:
+            self._need_reconcile = True
+        if up != self._venue_up:
+            self._venue_up = up
+            self._wake.set()
+        return up
+
+    async def _reconcile(self, venue: Any) -> dict[str, int]:
+        why = "start" if self._start_pending else "reconnect"
+        before = set(self.orders)
+        try:
+            listed = await ask_open_orders(venue, self.name, self.symbol)
+        except OpenOrdersUnknown as exc:
+            if self.venue_unknown is None:
+                log.warning("grid %s: reconcile (%s) deferred: venue open orders unknown: %s", self.name, why, exc)
+            self.venue_unknown = str(exc)
+            return {}
+        self.venue_unknown = None
+        self._need_reconcile = self._start_pending = False
+        # A FIX venue learns what it missed while answering and publishes it (fills, cancels): the
+        # handlers have applied that already. What is still live here is compared with the list; orders
+        # placed after the question are not (only this worker places, so there are none today).
+        cmp = compare((cid for cid in self.orders if cid in before), listed)
+        counts = {"kept": len(cmp.kept), "closed": 0, "fills": 0, "canceled": 0, "adopted": 0}
+        for cid, v in cmp.kept.items():
+            o = self.orders[cid]
+            o.order_id = v.order_id
+            lots = cmp.learned(cid, o.filled)
+            if lots:  # filled there without a report reaching us: at the order's price, fee unknown
+                self._apply_fill(o, o.side, lots, self.level_ticks[o.level], 0.0)
+                counts["fills"] += 1
+        for cid in cmp.missing:
+            o = self._forget(cid)
+            if o is not None:  # no longer at the venue: closed like a cancel; its level is re-placed
+                self._keep_part(o)
+                counts["closed"] += 1
+        for v in cmp.unknown:
+            if why == "start" and self.cfg.on_start == "recover" and not self.laid:
+                self._recover.append(v)  # adopted when the grid is laid
+                counts["adopted"] += 1
+            elif why == "start" and self.cfg.on_start == "keep":
+                continue
+            else:
+                res = await venue.cancel(self.symbol, v.client_id, self.name)
+                counts["canceled"] += 1
+                log.info("grid %s: reconcile canceled unknown venue order %s (%s)", self.name, v.client_id,
+                         "confirmed" if res.confirmed else res.reason)
+        self.reconciles += 1
+        self.last_reconcile = counts
+        if any(counts[k] for k in ("closed", "fills", "canceled", "adopted")):
+            log.info("grid %s: %s", self.name, summary(why, counts))
+        return counts
 
     def _wanted(self, risk: TradingState) -> dict[int, tuple[Side, int]]:
         if self.stopped_out or self.paused or risk == TradingState.HALTED:
@@ -423,30 +520,42 @@ class GridBot:
         o = self._forget(ev.client_id)
         if o is None:
             return
+        self._keep_part(o)
+        self._wake.set()
+
+    def _keep_part(self, o: LevelOrder) -> None:
         if o.filled:  # the leg keeps what this order filled; its next order trades the rest
             cell = self.cells[o.cell]
             cell.part_lots += o.filled
             cell.part_notional += o.notional
-        self._wake.set()
 
     def _ev_fill(self, ev: Fill) -> None:
         if ev.owner != self.name:
             return
-        price = self.inst.price(ev.price)
-        self.fees += ev.fee
-        self._position_fill(ev.side, ev.qty, price)
-        self.last_fill = f"{ev.side.value} {self.inst.fmt_qty(ev.qty)} @ {price:f}"
-        self.blocked.clear()
         o = self.orders.get(ev.client_id)
+        lots, fee = ev.qty, ev.fee
         if o is not None:
-            cell = self.cells[o.cell]
-            cell.fill_fees += ev.fee
-            o.filled += ev.qty
-            o.notional += ev.price * ev.qty
-            if ev.leaves_qty == 0:
-                self._forget(ev.client_id)
-                self._flip(o, cell)
+            # Counted by the venue's cumulative quantity: what a reconcile already learned, or a
+            # duplicate report, adds nothing.
+            lots = min(ev.qty, o.qty - ev.leaves_qty - o.filled)
+            fee = ev.fee if lots == ev.qty else ev.fee * max(lots, 0) / ev.qty
+        if lots > 0:
+            self._apply_fill(o, ev.side, lots, ev.price, fee)
+        if o is not None and ev.leaves_qty == 0 and self.orders.get(ev.client_id) is o:
+            self._forget(ev.client_id)
+            self._flip(o, self.cells[o.cell])
         self._wake.set()
+
+    def _apply_fill(self, o: LevelOrder | None, side: Side, lots: int, price_ticks: int, fee: float) -> None:
+        price = self.inst.price(price_ticks)
+        self.fees += fee
+        self._position_fill(side, lots, price)
+        self.last_fill = f"{side.value} {self.inst.fmt_qty(lots)} @ {price:f}"
+        self.blocked.clear()
+        if o is not None:
+            self.cells[o.cell].fill_fees += fee
+            o.filled += lots
+            o.notional += price_ticks * lots
 
     def _flip(self, o: LevelOrder, cell: Cell) -> None:
         fees = cell.fill_fees
@@ -519,6 +628,9 @@ class GridBot:
     def _ev_trading_state(self, ev: TradingStateChanged) -> None:
         self._wake.set()
 
+    def _ev_session(self, ev: FixSessionState) -> None:
+        self._poll_venue()  # a FIX venue's session went down or came back: wakes the worker on a change
+
     # --- status -------------------------------------------------------------------------------------
     @property
     def unrealised(self) -> float:
@@ -555,6 +667,7 @@ class GridBot:
     async def _status_loop(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.status_interval)
+            self._poll_venue()  # venues without session events (a restarted in-process venue)
             self._publish_status()
             self._publish_market()
 
@@ -572,4 +685,7 @@ class GridBot:
             "unrealised": round(self.unrealised, 8),
             "market_state": self.reading.regime,
             "last_reject": self.last_reject,
+            "reconciles": self.reconciles,
+            "last_reconcile": self.last_reconcile,
+            "venue_unknown": self.venue_unknown,
         }

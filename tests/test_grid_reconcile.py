@@ -10,6 +10,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engines.clock import ManualClock
 from engines.config import DeskConfig
 from engines.events import PriceTick
@@ -182,14 +184,14 @@ async def test_grid_touches_nothing_while_the_venue_cannot_answer(tmp_path: Path
 
 
 # --- the in-process matching venue ------------------------------------------------------------------
-def make_desk(tmp_path: Path) -> Desk:
+def make_desk(tmp_path: Path, **grid: Any) -> Desk:
     cfg = DeskConfig.model_validate({
         "desk": {"name": "t", "data_dir": str(tmp_path)},
         "instruments": {SYM: {"tick_size": "0.05", "lot_size": "0.01", "ref_price": 3060}},
         "sim": {"enabled": False},
         "matching": {"maker_fee_bps": "1.0", "taker_fee_bps": "2.5", "journal": False},
         "risk": {"rules": {"stale_market_data": None}},
-        "grid": [GRID],
+        "grid": [{**GRID, **grid}],
     })  # fmt: skip
     desk = Desk(cfg, clock=ManualClock(), data_dir=tmp_path)
     desk.build(["engines.matching.service:build", "engines.risk.service:build", "engines.grid.service:build"])
@@ -249,6 +251,40 @@ async def test_grid_re_places_the_orders_a_restarted_venue_lost(tmp_path: Path) 
         await desk.stop()
         if new is not None:
             await new.stop()
+
+
+@pytest.mark.parametrize("on_start", ["cancel", "keep"])
+async def test_after_a_venue_bounce_an_order_the_grid_does_not_track_is_cancelled_unless_keep(
+    tmp_path: Path, on_start: str
+) -> None:
+    desk = make_desk(tmp_path, on_start=on_start)
+    bot, eng = desk.services["bots"]["g"], desk.services["matching"]
+    await desk.start()
+    try:
+        desk.bus.publish(PriceTick(symbol=SYM, price=3060.0))
+        await bot.idle()
+        # An order of the grid's owner that the grid does not track (another process, a previous life).
+        eng.submit(OrderRequest(symbol=SYM, side=Side.BUY, qty=10, price=59000, owner="g", client_id="g-old"))
+        await bot.idle()
+        assert "g-old" not in bot.orders and len(book(eng)) == 5
+        await eng.stop()  # the venue bounces, its book intact
+        desk.bus.publish(PriceTick(symbol=SYM, price=3060.0))  # (the grid sees it down)
+        await bot.idle()
+        await eng.start()
+        desk.bus.publish(PriceTick(symbol=SYM, price=3060.0))
+        await bot.idle()
+        laid = [("g-1", "buy", T[3000], 50), ("g-2", "buy", T[3025], 50), ("g-3", "buy", T[3050], 50),
+                ("g-4", "sell", T[3100], 50)]
+        if on_start == "keep":
+            assert bot.status()["last_reconcile"] == {"kept": 4, "closed": 0, "fills": 0, "canceled": 0,
+                                                      "adopted": 0}
+            assert book(eng) == [*laid, ("g-old", "buy", 59000, 10)]
+        else:
+            assert bot.status()["last_reconcile"] == {"kept": 4, "closed": 0, "fills": 0, "canceled": 1,
+                                                      "adopted": 0}
+            assert book(eng) == laid
+    finally:
+        await desk.stop()
 
 
 async def test_a_duplicate_fill_report_is_applied_once(tmp_path: Path) -> None:

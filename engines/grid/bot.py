@@ -33,7 +33,8 @@ its orders the venue does not list are closed (their part fills stay with the ce
 their levels re-placed by the usual rules; fills the venue reports beyond what the bot has applied are
 applied (a fill is applied once: fills count by the venue's cumulative quantity, so a fill learned on
 reconciling and its report arriving later, or a duplicate report, add nothing); orders the venue lists
-that the bot does not track are cancelled ("recover" before the grid is laid: adopted; "keep": left).
+that the bot does not track are cancelled ("recover" before the grid is laid: adopted; with "keep"
+they are left, like the orders kept at start).
 When the venue cannot answer (not connected, or its open orders are unknown: a FIX counterparty that
 did not answer in time) the bot closes nothing, places nothing, and asks again at its next step. Stop
 (``on_stop``): "cancel" or "keep". Stop-loss / take-profit on the reference price: cancel everything
@@ -420,8 +421,8 @@ class GridBot:
             if why == "start" and self.cfg.on_start == "recover" and not self.laid:
                 self._recover.append(v)  # adopted when the grid is laid
                 counts["adopted"] += 1
-            elif why == "start" and self.cfg.on_start == "keep":
-                continue
+            elif self.cfg.on_start == "keep":
+                continue  # kept untracked at start: left alone on every reconcile
             else:
                 res = await venue.cancel(self.symbol, v.client_id, self.name)
                 counts["canceled"] += 1

@@ -32,6 +32,22 @@ Policy = Literal["conflate", "lossless", "auto"]
 _set_seq = Event.__dict__["seq"].__set__
 _set_ts = Event.__dict__["ts"].__set__
 
+#: unfrozen stand-in class -> the event class it stands for (see :func:`register_unfrozen`)
+_UNFROZEN: dict[type, type] = {}
+
+
+def register_unfrozen(stand_in: type, cls: type[Event]) -> None:
+    """Let :meth:`Bus.publish_many` take instances of ``stand_in`` for events of ``cls``.
+
+    ``stand_in`` must be a subclass of ``cls`` without slots of its own (the same memory layout) whose
+    attribute stores are plain slot stores (``__setattr__ = object.__setattr__``), so that an instance
+    can be stamped with two plain stores and then turned into a ``cls`` instance by assigning
+    ``__class__`` (the matching engine's ``fastevents`` twins). The bus does that before any
+    subscriber or queue sees the event: they only ever get ``cls`` instances, frozen as usual."""
+    if not issubclass(stand_in, cls) or stand_in.__dict__.get("__slots__", ()) != ():
+        raise TypeError(f"{stand_in.__name__} is not a same-layout subclass of {cls.__name__}")
+    _UNFROZEN[stand_in] = cls
+
 
 class Subscription:
     __slots__ = ("_bus", "event_type", "handler", "key")
@@ -285,26 +301,39 @@ class Bus:
         being published (a subscriber calling back into the producer) are published too, in order.
 
         For producers of many events at a time (the matching engine): the per-event cost is a few
-        loads and the subscriber calls, without a method call and the bus's attribute lookups."""
+        loads and the subscriber calls, without a method call and the bus's attribute lookups.
+
+        ``events`` may also hold *unfrozen* events: instances of a stand-in class registered with
+        :func:`register_unfrozen`. Each is stamped with plain stores (cheaper than the frozen slots'
+        setters), then made an instance of its event class, before anything sees it; subscribers
+        cannot tell the difference."""
         if not events:
             return
         ts = self._time_ns()
         seq = self.seq
         routes = self._routes
+        unfrozen = _UNFROZEN
         set_seq = _set_seq
         set_ts = _set_ts
-        last_cls: type | None = None
+        last_type: type | None = None
+        cls: type = Event
         handlers: tuple[Handler, ...] = ()
         queues: tuple[EventQueue, ...] = ()
         keyed = False
         for event in events:
             seq += 1
-            set_seq(event, seq)
-            set_ts(event, ts)
-            cls = type(event)
-            if cls is not last_cls:  # runs of one type (a kill's cancels) look their route up once
+            tp = type(event)
+            if tp is not last_type:  # runs of one type (a kill's cancels) look their route up once
+                cls = unfrozen.get(tp, tp)
                 handlers, queues, keyed = routes.get(cls) or self._route(cls)
-                last_cls = cls
+                last_type = tp
+            if cls is tp:
+                set_seq(event, seq)
+                set_ts(event, ts)
+            else:  # a stand-in: plain stores, then it becomes the frozen event
+                event.seq = seq
+                event.ts = ts
+                event.__class__ = cls
             if handlers or keyed or queues:
                 # a subscriber may publish or subscribe in the middle: the counter is written back
                 # before any subscriber runs, and counter and route are read again after
@@ -326,7 +355,7 @@ class Bus:
                     q.offer(event)
                 if self.seq != seq or cls not in routes:  # published or (un)subscribed meanwhile
                     seq = self.seq
-                    last_cls = None
+                    last_type = None
         self.seq = seq
 
     def _handler_failed(self, handler: Handler, event: Event) -> None:

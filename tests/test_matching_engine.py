@@ -472,3 +472,110 @@ async def test_a_big_cancel_all_publishes_everything_and_frees_its_batch_later(b
     await asyncio.sleep(0)  # the published batch is released on the next loop turn
     res = engine.submit(req(Side.SELL, 60, 1, owner="z", cid="after"))
     assert res.status is OrderStatus.NEW and [type(e) for e in rec.take(OrderAccepted)] == [OrderAccepted]
+
+
+def test_unfrozen_events_are_stamped_and_frozen_by_the_bus_before_anyone_sees_them() -> None:
+    from engines.bus import register_unfrozen
+    from engines.matching import fastevents as fe
+
+    bus = Bus(ManualClock())
+    seen: list[Event] = []
+    bus.subscribe(Event, lambda ev: seen.append(ev) or None)
+    q = bus.queue(policy="lossless")
+    fill = dict(symbol="S", order_id=1, client_id="c", owner="o", side=Side.SELL, price=5, qty=2, leaves_qty=1,
+                liquidity=Liquidity.MAKER, fee=0.5, trade_id=9, venue="v")
+    acc = dict(symbol="S", order_id=1, client_id="c", owner="o", side=Side.BUY, type=OrderType.LIMIT,
+               tif=TimeInForce.IOC, price=5, qty=2, venue="v")
+    early = fe.unfrozen_fill(*fill.values())
+    assert fe.freeze(early) is early and type(early) is Fill  # handed out before publishing: frozen first
+    batch = [fe.unfrozen_accepted(*acc.values()), Fill(**fill), early, fe.unfrozen_fill(**fill)]
+    bus.publish_many(batch)
+    assert [type(ev) for ev in seen] == [OrderAccepted, Fill, Fill, Fill] and seen == q.drain()
+    assert [ev.seq for ev in seen] == [1, 2, 3, 4] and len({ev.ts for ev in seen}) == 1
+    assert seen[0] == dataclasses.replace(OrderAccepted(**acc), seq=1, ts=seen[0].ts)
+    for i, ev in enumerate(seen[1:], 2):
+        assert ev == dataclasses.replace(Fill(**fill), seq=i, ts=ev.ts) and hash(ev) == hash(ev)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            ev.qty = 3  # type: ignore[misc]
+    with pytest.raises(TypeError):  # a stand-in must be a same-layout subclass
+        register_unfrozen(Fill, OrderAccepted)
+
+
+def test_trade_history_inside_a_batch_hands_out_frozen_trades(bus: Bus, engine: MatchingEngine) -> None:
+    rec = Recorder(bus)
+    with engine.batch():
+        engine.submit(req(Side.SELL, 100, 1, owner="m"))
+        engine.submit(req(Side.BUY, 100, 1, owner="t"))
+        last = engine.last_trade("BTC-USD")
+        assert type(last) is Trade and last.seq == 0 and engine.recent_trades("BTC-USD") == [last]
+    assert [t for t in rec.take(Trade)] == [last] and last.seq > 0  # then published (stamped) as usual
+
+
+def test_closed_orders_read_back_exactly_as_their_last_state() -> None:
+    """Closed orders are kept as compact tuples (a bulk cancel's as the order lists): every one reads
+    back as the OrderView built from the order's final book list and engine record (the old way)."""
+    import random
+
+    from engines.matching.engine import _STATUS
+    from engines.matching.engine import OrderView as View
+
+    class Keep:  # a stand-in journal: keeps every order list the engine records (oid -> latest)
+        def __init__(self) -> None:
+            self.orders: dict[int, Any] = {}
+            self.events: list[Any] = []
+            self.trades: list[Any] = []
+            self.idle = False
+
+        def record_bulk_cancel(self, symbol: str, owner: Any, reason: str, ids: Any, qtys: Any, evs: Any) -> None:
+            for oid in ids:
+                self.orders[oid] = engine._closed[oid]
+
+    bus = Bus(ManualClock())
+    engine = MatchingEngine(bus, {"BTC-USD": BTC, "ETH-USD": ETH})
+    keep = Keep()
+    engine.journal = keep  # type: ignore[assignment]
+    rng = random.Random(7)
+    owners = ["a", "b", "c"]
+    for i in range(3000):
+        sym = rng.choice(["BTC-USD", "ETH-USD"])
+        owner = rng.choice(owners)
+        r = rng.random()
+        if r < 0.2 and engine.book(sym).orders:
+            oid = rng.choice(list(engine.book(sym).orders))
+            engine.cancel(sym, owner=None, order_id=oid, reason=rng.choice(["", "why"]))
+        elif r < 0.3 and engine.book(sym).orders:
+            oid = rng.choice(list(engine.book(sym).orders))
+            engine.replace(sym, owner=None, order_id=oid, price=rng.choice([None, rng.randint(95, 105)]),
+                           qty=rng.randint(1, 6), new_client_id=rng.choice(["", f"r{i}"]))
+        else:
+            kind = rng.random()
+            cid = rng.choice(["", f"c{i}"])
+            if kind < 0.1:
+                engine.submit(req(Side.BUY if rng.random() < 0.5 else Side.SELL, None, rng.randint(1, 5), owner, cid,
+                                  symbol=sym))
+            else:
+                tif = rng.choice([TimeInForce.GTC] * 6 + [TimeInForce.IOC, TimeInForce.FOK])
+                engine.submit(req(Side.BUY if rng.random() < 0.5 else Side.SELL, rng.randint(95, 105),
+                                  rng.randint(1, 6), owner, cid, tif=tif, venue="v2", symbol=sym,
+                                  post_only=tif is TimeInForce.GTC and rng.random() < 0.1))
+    for i in range(5):  # resting orders of "a" for the bulk cancel
+        engine.submit(req(Side.BUY, 50 + i, 2, "a", symbol="ETH-USD"))
+    assert len(engine.cancel_all(owner="a", reason="bulk")) >= 5
+    checked = set()
+    for oid, o in keep.orders.items():
+        if o[6] <= 1:
+            continue
+        rec, rq = o[8], o[8][0]
+        want = View(order_id=oid, symbol=rq.symbol, side=rq.side, type=rq.type, tif=rq.tif, price=o[2], qty=rec[2],
+                    filled_qty=o[5], leaves_qty=0, status=_STATUS[o[6]], reason=rec[3], owner=o[4],
+                    client_id=rec[1], post_only=rq.post_only, venue=rq.venue, lifecycle=rec[4])
+        assert engine.order(rq.symbol, order_id=oid) == want
+        assert engine.order(rq.symbol, owner=o[4], order_id=oid) == want
+        assert engine.order(rq.symbol, owner="nobody", order_id=oid) is None
+        assert engine.order("ETH-USD" if rq.symbol == "BTC-USD" else "BTC-USD", order_id=oid) is None
+        if rec[1] and engine._closed_cid.get((o[4], rec[1])) == oid:
+            assert engine.order(rq.symbol, owner=o[4], client_id=rec[1]) == want
+        checked.add((o[6], type(engine._closed[oid]).__name__, rq.tif, rq.type))
+    statuses = {c[0] for c in checked}
+    assert statuses == {2, 3, 5} and {c[1] for c in checked} == {"tuple", "list"}  # filled/canceled/expired
+    assert {c[2] for c in checked} == set(TimeInForce) and {c[3] for c in checked} == set(OrderType)

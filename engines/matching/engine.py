@@ -37,7 +37,7 @@ import asyncio
 import logging
 import operator
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -58,16 +58,16 @@ from engines.matching.book import (
 from engines.matching.fastevents import (
     TWINS,
     fast_constructor,
-    new_accepted,
-    new_canceled,
-    new_fill,
-    new_rejected,
-    new_replaced,
-    new_trade,
+    freeze,
+    unfrozen_canceled,
+    unfrozen_rejected,
+    unfrozen_replaced,
 )
 from engines.orders import (
     CancelRejected,
+    Fill,
     Liquidity,
+    OrderAccepted,
     OrderCanceled,
     OrderRequest,
     OrderStatus,
@@ -89,6 +89,8 @@ _IOC = TimeInForce.IOC
 _BUY = Side.BUY
 _SELL = Side.SELL
 _MARKET_T = OrderType.MARKET
+_LIMIT_T = OrderType.LIMIT
+_TIFS = (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK)  # book tif code -> TimeInForce
 # (enum members hash in Python code, so the hot path compares identities instead of dict lookups)
 _MAKER = Liquidity.MAKER
 _TAKER = Liquidity.TAKER
@@ -102,6 +104,28 @@ REC_CLIENT_ID = 1  # current client id (a replace may change it)
 REC_QTY = 2  # total order quantity (filled + leaves; a replace changes it)
 REC_REASON = 3  # the last reason (cancel/expiry/replace)
 REC_LIFE = 4  # lifecycle: tuple of (status, reason), grown by concatenation (no list per order for the GC)
+
+# A closed order in the bounded history (``_closed``): one tuple of plain values (ints, strings, bools,
+# None and the lifecycle's tuples of strings), which the cyclic GC stops tracking after its first
+# collection, so the history (100,000 orders by default) costs full collections nothing. (As a book
+# order list plus its engine record it was two tracked containers, three with the request, walked by
+# every full collection.) Price, owner, filled and status sit where the book's order list has them.
+# A bulk cancel (``cancel_all``, the kill switch's path) keeps the order lists instead: it is timed,
+# and a tuple per order would add ~1 µs each to it; readers take both shapes (``_view``).
+CL_ID = 0
+CL_SIDE = 1  # 0 buy, 1 sell
+CL_PX = 2  # None: market order
+CL_SYMBOL = 3
+CL_OWNER = 4
+CL_FILLED = 5
+CL_STATUS = 6  # book status code
+CL_QTY = 7  # total quantity
+CL_REASON = 8
+CL_CLIENT_ID = 9
+CL_LIFE = 10
+CL_TIF = 11  # 0 GTC, 1 IOC, 2 FOK
+CL_POST_ONLY = 12
+CL_VENUE = 13
 
 R_UNKNOWN_SYMBOL = "unknown symbol"
 R_DUP_CLIENT_ID = "duplicate client_id for this owner"
@@ -123,6 +147,28 @@ _new_result = fast_constructor(SubmitResult)  # SubmitResult(...) without the da
 _first = operator.itemgetter(0)
 _LIFE_NEW = (("new", ""),)  # a fresh order's lifecycle (one shared tuple: see cancel_all)
 assert OrderCanceled in TWINS and CancelResult in TWINS, "cancel_all inlines their fast construction"
+
+# The hottest paths (submit's OrderAccepted, an execution's Trade and two Fills, cancel's OrderCanceled,
+# submit's SubmitResult) build these inline, field by field, on the unfrozen twins (fastevents: the
+# same as its unfrozen_* constructors, without a call per object: ~700 machine instructions less per
+# event). A field added to one of these classes must be added there too; this check makes that a
+# failure at import instead of an unset field.
+_INLINED = {
+    OrderAccepted: "seq ts symbol order_id client_id owner side type tif price qty venue",
+    Fill: "seq ts symbol order_id client_id owner side price qty leaves_qty liquidity fee trade_id venue",
+    Trade: "seq ts symbol trade_id price qty aggressor maker_order_id taker_order_id maker_owner taker_owner"
+    " maker_fee taker_fee venue",
+    OrderCanceled: "seq ts symbol order_id client_id owner side price canceled_qty filled_qty status reason venue",
+    SubmitResult: "order_id status reason filled_qty leaves_qty",
+}
+for _cls, _names in _INLINED.items():
+    if " ".join(f.name for f in fields(_cls)) != _names or (_cls is not SubmitResult and _cls not in TWINS):
+        raise RuntimeError(f"engine.py builds {_cls.__name__} inline: update it for the class's fields")
+_ACCEPTED_TW = TWINS[OrderAccepted]
+_FILL_TW = TWINS[Fill]
+_TRADE_TW = TWINS[Trade]
+_CANCELED_TW = TWINS[OrderCanceled]
+_new = object.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +311,7 @@ class MatchingEngine:
         self._next_id = 1
         self._next_trade = 1
         self._by_client: dict[tuple[str, str], list[Any]] = {}  # (owner, client id) -> live book order
-        self._closed: dict[int, list[Any]] = {}  # recently closed orders by id (bounded)
+        self._closed: dict[int, Any] = {}  # recently closed orders by id (bounded): CL_* tuples (or lists)
         self._closed_ids: deque[int] = deque()
         self._closed_cid: dict[tuple[str, str], int] = {}
         self.closed_history = closed_history
@@ -401,7 +447,7 @@ class MatchingEngine:
 
     def _reject(self, req: OrderRequest, reason: str) -> SubmitResult:
         venue = self.venue
-        ev = new_rejected(req.symbol, req.client_id, req.owner, req.side, req.price, req.qty, reason, venue, venue)
+        ev = unfrozen_rejected(req.symbol, req.client_id, req.owner, req.side, req.price, req.qty, reason, venue, venue)
         self._out.append(ev)
         if self.journal is not None:
             self.journal.events.append(ev)
@@ -452,10 +498,8 @@ class MatchingEngine:
         rec = [req, cid, qty, "", _LIFE_NEW]
         side = req.side
         t = req.tif
-        o = book.submit(
-            oid, 0 if side is _BUY else 1, price, qty, owner, 0 if t is _GTC else 1 if t is _IOC else 2,
-            req.post_only, rec,
-        )
+        tif = 0 if t is _GTC else 1 if t is _IOC else 2
+        o = book.submit(oid, 0 if side is _BUY else 1, price, qty, owner, tif, req.post_only, rec)
         status = o[6]
         if status == 4:
             return self._reject(req, book.reason)
@@ -463,7 +507,20 @@ class MatchingEngine:
         s.orders += 1
         out = self._out
         jr = self.journal
-        ev = new_accepted(sym, oid, cid, owner, side, otype, t, price, qty, self.venue)
+        venue = self.venue
+        ev = _new(_ACCEPTED_TW)  # unfrozen_accepted(sym, oid, cid, owner, side, otype, t, price, qty, venue)
+        ev.seq = 0
+        ev.ts = 0
+        ev.symbol = sym
+        ev.order_id = oid
+        ev.client_id = cid
+        ev.owner = owner
+        ev.side = side
+        ev.type = otype
+        ev.tif = t
+        ev.price = price
+        ev.qty = qty
+        ev.venue = venue
         out.append(ev)
         if jr is not None:
             jr.events.append(ev)
@@ -477,13 +534,14 @@ class MatchingEngine:
             if status != 2:  # expired / canceled remainder
                 reason = rec[3] = book.reason
                 rec[4] += ((STATUS_NAMES[status], reason),)
-                ev = new_canceled(
-                    sym, oid, cid, owner, side, price, o[3], o[5], _STATUS[status], reason, self.venue
-                )
+                ev = unfrozen_canceled(sym, oid, cid, owner, side, price, o[3], o[5], _STATUS[status], reason, venue)
                 out.append(ev)
                 if jr is not None:
                     jr.events.append(ev)
-            self._closed[oid] = o  # _close(o), inlined
+            # _close(o), inlined (the CL_* layout)
+            self._closed[oid] = (
+                oid, o[1], price, sym, owner, o[5], status, qty, reason, cid, rec[4], tif, req.post_only, req.venue
+            )
             ids = self._closed_ids
             ids.append(oid)
             if cid:
@@ -494,7 +552,13 @@ class MatchingEngine:
             jr.orders[oid] = o
         self._dirty.add(sym)
         self._drain()
-        return _new_result(oid, _STATUS[status], reason, o[5], o[3] if status <= 1 else 0)
+        r = _new(SubmitResult)  # _new_result(oid, _STATUS[status], reason, o[5], o[3] if status <= 1 else 0)
+        r.order_id = oid
+        r.status = _STATUS[status]
+        r.reason = reason
+        r.filled_qty = o[5]
+        r.leaves_qty = o[3] if status <= 1 else 0
+        return r
 
     def _executions(self, s: _SymbolState, taker: list[Any], start_qty: int) -> None:
         """Turn the book's fills into Trade/Fill events (and STP cancels of resting orders)."""
@@ -524,6 +588,9 @@ class MatchingEngine:
         vol = pq = 0
         last_px = None
         trade_id = self._next_trade
+        new = _new
+        trade_tw = _TRADE_TW
+        fill_tw = _FILL_TW
         for m, px, q in fills:
             mrec = m[8]
             if jorders is not None:
@@ -531,7 +598,7 @@ class MatchingEngine:
             if px is None:  # resting order canceled by self-trade prevention
                 mrec[3] = R_STP
                 mrec[4] += (("canceled", R_STP),)
-                ev = new_canceled(sym, m[0], mrec[1], m[4], mside, m[2], q, m[5], _CANCELED, R_STP, venue)
+                ev = unfrozen_canceled(sym, m[0], mrec[1], m[4], mside, m[2], q, m[5], _CANCELED, R_STP, venue)
                 out.append(ev)
                 if jevents is not None:
                     jevents.append(ev)
@@ -543,11 +610,56 @@ class MatchingEngine:
             tfee = tsign * ((n * tnum + thalf) // tden) / 1e8
             moid = m[0]
             mowner = m[4]
-            # positional, in field order (see fastevents): Trade, then the maker's and the taker's Fill
-            trade = new_trade(sym, trade_id, px, q, tside, moid, toid, mowner, towner, mfee, tfee, venue)
-            out.append(trade)
-            out.append(new_fill(sym, moid, mrec[1], mowner, mside, px, q, m[3], _MAKER, mfee, trade_id, venue))
-            out.append(new_fill(sym, toid, tcid, towner, tside, px, q, tleaves, _TAKER, tfee, trade_id, venue))
+            # Trade, then the maker's and the taker's Fill, built inline (see _INLINED): as
+            # unfrozen_trade(sym, trade_id, px, q, tside, moid, toid, mowner, towner, mfee, tfee, venue),
+            # unfrozen_fill(sym, moid, mrec[1], mowner, mside, px, q, m[3], _MAKER, mfee, trade_id, venue),
+            # unfrozen_fill(sym, toid, tcid, towner, tside, px, q, tleaves, _TAKER, tfee, trade_id, venue)
+            trade = new(trade_tw)
+            trade.seq = 0
+            trade.ts = 0
+            trade.symbol = sym
+            trade.trade_id = trade_id
+            trade.price = px
+            trade.qty = q
+            trade.aggressor = tside
+            trade.maker_order_id = moid
+            trade.taker_order_id = toid
+            trade.maker_owner = mowner
+            trade.taker_owner = towner
+            trade.maker_fee = mfee
+            trade.taker_fee = tfee
+            trade.venue = venue
+            mf = new(fill_tw)
+            mf.seq = 0
+            mf.ts = 0
+            mf.symbol = sym
+            mf.order_id = moid
+            mf.client_id = mrec[1]
+            mf.owner = mowner
+            mf.side = mside
+            mf.price = px
+            mf.qty = q
+            mf.leaves_qty = m[3]
+            mf.liquidity = _MAKER
+            mf.fee = mfee
+            mf.trade_id = trade_id
+            mf.venue = venue
+            tf = new(fill_tw)
+            tf.seq = 0
+            tf.ts = 0
+            tf.symbol = sym
+            tf.order_id = toid
+            tf.client_id = tcid
+            tf.owner = towner
+            tf.side = tside
+            tf.price = px
+            tf.qty = q
+            tf.leaves_qty = tleaves
+            tf.liquidity = _TAKER
+            tf.fee = tfee
+            tf.trade_id = trade_id
+            tf.venue = venue
+            out += (trade, mf, tf)
             history.append(trade)
             if jtrades is not None:
                 jtrades.append(trade)
@@ -559,8 +671,11 @@ class MatchingEngine:
                 if len(mrec[4]) == 1:
                     mrec[4] += (("partially_filled", ""),)
             else:
-                mrec[4] += (("filled", ""),)
-                closed[moid] = m  # _close(m), inlined
+                life = mrec[4] = mrec[4] + (("filled", ""),)
+                mreq = mrec[0]
+                # _close(m), inlined (the CL_* layout; a resting order is GTC)
+                closed[moid] = (moid, m[1], px, sym, mowner, m[5], 2, mrec[2], mrec[3], mrec[1], life, 0,
+                                mreq.post_only, mreq.venue)
                 closed_ids.append(moid)
                 if mrec[1]:
                     self._close_cid(m, mrec[1])
@@ -579,13 +694,19 @@ class MatchingEngine:
             trec[4] += (("partially_filled", ""),)
 
     def _close(self, o: list[Any]) -> None:
-        """A book order left the book (filled/canceled/expired/replaced away): keep it for queries.
-        (Inlined in ``submit`` and ``_executions``: keep those copies in step.)"""
+        """A book order left the book (filled/canceled/expired/replaced away): keep it for queries,
+        as a CL_* tuple. (Inlined in ``submit``, ``_executions`` and ``cancel``: keep those in step.)"""
         oid = o[0]
-        self._closed[oid] = o
+        rec = o[8]
+        req = rec[0]
+        cid = rec[1]
+        t = req.tif
+        self._closed[oid] = (
+            oid, o[1], o[2], req.symbol, o[4], o[5], o[6], rec[2], rec[3], cid, rec[4],
+            0 if t is _GTC else 1 if t is _IOC else 2, req.post_only, req.venue,
+        )
         ids = self._closed_ids
         ids.append(oid)
-        cid = o[8][1]
         if cid:
             self._close_cid(o, cid)
         if len(ids) > self._closed_cap:
@@ -606,7 +727,7 @@ class MatchingEngine:
             old = ids.popleft()
             gone = closed.pop(old, None)
             if gone is not None:
-                k = (gone[4], gone[8][1])
+                k = (gone[4], gone[9] if type(gone) is tuple else gone[8][1])  # CL_CLIENT_ID, or a bulk cancel's list
                 if ccid.get(k) == old:
                     del ccid[k]
 
@@ -662,15 +783,33 @@ class MatchingEngine:
         q = s.book.cancel(oid)
         rec = o[8]
         rec[3] = reason
-        rec[4] += (("canceled", reason),)
+        life = rec[4] = rec[4] + (("canceled", reason),)
         cid = rec[1]
-        ev = new_canceled(symbol, oid, cid, o[4], _SIDES[o[1]], o[2], q, o[5], _CANCELED, reason, self.venue)
+        owner = o[4]
+        ev = _new(_CANCELED_TW)  # unfrozen_canceled(symbol, oid, cid, owner, _SIDES[o[1]], o[2], q, o[5], ...)
+        ev.seq = 0
+        ev.ts = 0
+        ev.symbol = symbol
+        ev.order_id = oid
+        ev.client_id = cid
+        ev.owner = owner
+        ev.side = _SIDES[o[1]]
+        ev.price = o[2]
+        ev.canceled_qty = q
+        ev.filled_qty = o[5]
+        ev.status = _CANCELED
+        ev.reason = reason
+        ev.venue = self.venue
         self._out.append(ev)
         jr = self.journal
         if jr is not None:
             jr.events.append(ev)
             jr.orders[oid] = o
-        self._closed[oid] = o  # _close(o), inlined
+        req = rec[0]
+        # _close(o), inlined (the CL_* layout; a resting order is GTC)
+        self._closed[oid] = (
+            oid, o[1], o[2], symbol, owner, o[5], 3, rec[2], reason, cid, life, 0, req.post_only, req.venue
+        )
         ids = self._closed_ids
         ids.append(oid)
         if cid:
@@ -833,7 +972,7 @@ class MatchingEngine:
         rec[1] = new_cid
         rec[2] = o[5] + qty  # total = what was filled before + the new open quantity
         rec[4] += (("replaced", "" if kept else "lost priority"),)
-        ev = new_replaced(symbol, o[0], new_cid, old_cid, o[4], _SIDES[o[1]], r[2], qty, kept, self.venue)
+        ev = unfrozen_replaced(symbol, o[0], new_cid, old_cid, o[4], _SIDES[o[1]], r[2], qty, kept, self.venue)
         self._out.append(ev)
         jr = self.journal
         if jr is not None:
@@ -849,7 +988,7 @@ class MatchingEngine:
             if status == 3:  # STP canceled the rest of the amended order
                 reason = rec[3] = book.reason
                 rec[4] += (("canceled", reason),)
-                ev2 = new_canceled(
+                ev2 = unfrozen_canceled(
                     symbol, o[0], new_cid, o[4], _SIDES[o[1]], r[2], r[3], r[5], _CANCELED, reason, self.venue
                 )
                 self._out.append(ev2)
@@ -883,9 +1022,33 @@ class MatchingEngine:
         if o is None:
             if order_id is None and client_id and owner is not None:
                 order_id = self._closed_cid.get((owner, client_id))
-            o = None if order_id is None else self._closed.get(order_id)
-            if o is None or o[8][0].symbol != symbol or (owner is not None and o[4] != owner):
+            c = None if order_id is None else self._closed.get(order_id)
+            if c is None or (owner is not None and c[4] != owner):
                 return None
+            if type(c) is tuple:  # the CL_* layout
+                if c[3] != symbol:
+                    return None
+                return OrderView(
+                    order_id=c[0],
+                    symbol=symbol,
+                    side=_SIDES[c[1]],
+                    type=_MARKET_T if c[2] is None else _LIMIT_T,
+                    tif=_TIFS[c[11]],
+                    price=c[2],
+                    qty=c[7],
+                    filled_qty=c[5],
+                    leaves_qty=0,
+                    status=_STATUS[c[6]],
+                    reason=c[8],
+                    owner=c[4],
+                    client_id=c[9],
+                    post_only=c[12],
+                    venue=c[13],
+                    lifecycle=c[10],
+                )
+            if c[8][0].symbol != symbol:  # a bulk cancel's order list
+                return None
+            o = c
         rec = o[8]
         req: OrderRequest = rec[0]
         status = o[6]
@@ -920,13 +1083,14 @@ class MatchingEngine:
     def recent_trades(self, symbol: str, n: int = 100) -> list[Trade]:
         """The last ``n`` trades (oldest first), from the in-memory ring buffer."""
         trades = self._s[symbol].trades
+        # freeze(): inside engine.batch() the latest trades may not be published (and frozen) yet
         if n >= len(trades):
-            return list(trades)
-        return list(trades)[len(trades) - n :] if n > 0 else []
+            return list(map(freeze, trades))
+        return list(map(freeze, list(trades)[len(trades) - n :])) if n > 0 else []
 
     def last_trade(self, symbol: str) -> Trade | None:
         trades = self._s[symbol].trades
-        return trades[-1] if trades else None
+        return freeze(trades[-1]) if trades else None
 
     def stats(self, symbol: str) -> dict[str, Any]:
         """Volume (lots and base units), notional, trade count, accepted orders, orders/s (measured

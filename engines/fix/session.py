@@ -22,6 +22,7 @@ import contextlib
 import inspect
 import logging
 import logging.handlers
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,10 @@ log = logging.getLogger(__name__)
 #: MsgType texts as bytes (the common ones; others are encoded per message).
 _MT_BYTES = {t: t.encode() for t in ("0", "1", "2", "3", "4", "5", "A", "j", "D", "F", "G", "H", "8", "9", "V", "W",
                                      "X", "Y", "AE", "AF", "AR", "BE", "BF")}
+#: The trailer for each checksum value.
+_TRAILERS = tuple(b"10=%03d\x01" % i for i in range(256))
+#: The default ``Application.to_app`` does nothing: not called for every outbound message.
+_NOOP_TO_APP = Application.to_app
 #: Queued out-of-order messages kept per session while a gap is being filled.
 MAX_QUEUED = 10_000
 #: Longest time an advanced inbound sequence number waits to be saved when nothing is sent.
@@ -157,6 +162,9 @@ class Session:
         self.key = str(session_id)
         self.settings = settings or SessionSettings()
         self.app = application or Application()
+        # The application, if its to_app is Application's (does nothing): then not called per message.
+        self._noop_to_app: Any = self.app if getattr(type(self.app), "to_app", None) is _NOOP_TO_APP and (
+            "to_app" not in getattr(self.app, "__dict__", ())) else None
         self.store: MessageStore = store if store is not None else MemoryStore()
         self.role = role
         self.clock: Clock = clock or SystemClock()
@@ -176,6 +184,16 @@ class Session:
         self._hdr_fixed_len = 3 + len(self._hdr_ids) + 4 + 1
         self._in_sender = b"\x0149=%s\x01" % self._target
         self._in_target = b"\x0156=%s\x01" % self._sender
+        # An inbound header in one of the two usual field orders (ours: 35 49 56 34 52; QuickFIX's: 35 34
+        # 49 52 56) with the right BeginString and CompIDs: one match gives MsgSeqNum and SendingTime.
+        # Anything else takes the field-by-field checks (same verdicts, see _check_header).
+        b8, s49, s56 = (re.escape(x) for x in (self._begin, self._target, self._sender))
+        self._hdr_ours = re.compile(
+            rb"8=%s\x019=\d+\x0135=[^\x01]*\x0149=%s\x0156=%s\x0134=(\d+)\x0152=([^\x01]*)\x01" % (b8, s49, s56)
+        ).match
+        self._hdr_qf = re.compile(
+            rb"8=%s\x019=\d+\x0135=[^\x01]*\x0134=(\d+)\x0149=%s\x0152=([^\x01]*)\x0156=%s\x01" % (b8, s49, s56)
+        ).match
         self._last_st: tuple[bytes | None, int] = (None, 0)
 
         self._state = SessionState.DISCONNECTED
@@ -223,14 +241,17 @@ class Session:
         self.rate_in = 0.0
         self.rate_out = 0.0
 
-        self._audit: logging.Handler | None = None
+        self._audit: logging.handlers.RotatingFileHandler | None = None
+        self._audit_size = 0  # bytes in the current audit file (rotation without a tell() per write)
         if log_dir is not None:
             path = Path(log_dir) / f"{session_id.begin_string}-{session_id.sender_comp_id}-{session_id.target_comp_id}.messages.log"
             path.parent.mkdir(parents=True, exist_ok=True)
+            # The handler opens, names and rotates the files; lines are written by _audit_write.
             self._audit = logging.handlers.RotatingFileHandler(
                 path, maxBytes=self.settings.log_max_bytes, backupCount=self.settings.log_backups, encoding="utf-8"
             )
             self._audit.setFormatter(logging.Formatter("%(message)s"))
+            self._audit_size = path.stat().st_size
             self.audit_path: Path | None = path
         else:
             self.audit_path = None
@@ -284,10 +305,12 @@ class Session:
         None if it raised DoNotSend."""
         if not isinstance(msg, Message):
             msg = from_simplefix(msg)
-        try:
-            self.app.to_app(msg, self)
-        except DoNotSend:
-            return None
+        app = self.app
+        if app is not self._noop_to_app:
+            try:
+                app.to_app(msg, self)
+            except DoNotSend:
+                return None
         mt = msg.msg_type
         mt_b = _MT_BYTES.get(mt)
         if mt_b is None:
@@ -475,10 +498,22 @@ class Session:
                 self._kick()
             frames: list[bytes] = list(initial)
             while True:
+                # Per chunk, not per message: what _on_frame reads from the settings.
+                in_log = self._in_log if self._audit is not None else None
+                publish = self.bus is not None and self.settings.publish_messages
                 for raw in frames:
-                    msg = self._on_frame(raw)
-                    if msg is None:
+                    # Count, audit-log and parse the frame
+                    self.msgs_in += 1
+                    if in_log is not None:
+                        in_log.append(raw)
+                    try:
+                        msg = parse(raw)
+                    except ValueError:
+                        self.errors += 1
                         continue
+                    if publish:
+                        self.bus.publish(FixMessageLogged(session=self.key, direction="in", raw=mask(raw),
+                                                          msg_type=msg.msg_type))
                     mt = msg.msg_type
                     # Fast path, no coroutine per message: an application message while logged on with
                     # no gap being filled. The same checks as _verify_and_dispatch, in the same order.
@@ -577,23 +612,28 @@ class Session:
         self.next_sender_seq = seq + 1
         # Same bytes as message.encode, with the constant header parts prepared once per session and
         # BodyLength added up from the parts (one join, no intermediate copy).
+        # The CheckSum is the sum of the header's and the body's sums: the body is not copied to be summed.
         seq_b = b"%d" % seq
         st = utc_timestamp(self.clock.time_ns())
-        length = self._hdr_fixed_len + len(msg_type) + len(seq_b) + len(st) + len(extra_header) + len(body)
-        msg = b"".join((self._hdr_begin, b"%d" % length, b"\x0135=", msg_type, self._hdr_ids, seq_b, b"\x0152=",
-                        st, b"\x01", extra_header, body))
-        raw = b"%s10=%03d\x01" % (msg, byte_sum(msg) & 255)
+        head = b"%s%d\x0135=%s%s%s\x0152=%s\x01%s" % (
+            self._hdr_begin, self._hdr_fixed_len + len(msg_type) + len(seq_b) + len(st) + len(extra_header) + len(body),
+            msg_type, self._hdr_ids, seq_b, st, extra_header,
+        )  # fmt: skip
+        raw = b"".join((head, body, _TRAILERS[(byte_sum(head) + byte_sum(body)) & 255]))
         if store:
             self._to_store.append((seq, raw))
         if not wire:  # store-and-forward (_send_offline): not on the wire now; its resend is logged then
             return seq
-        self._to_wire.append(raw)
+        to_wire = self._to_wire
+        if not to_wire and self._kick_evt is not None:
+            # The first message since the flusher took the last batch wakes it (the event stays set, or
+            # the flusher is busy and loops, until it has taken this one too).
+            self._kick_evt.set()
+        to_wire.append(raw)
         self._last_sent = self.clock.monotonic()
         self.msgs_out += 1
         if self.bus is not None and self.settings.publish_messages:
             self.bus.publish(FixMessageLogged(session=self.key, direction="out", raw=mask(raw), msg_type=msg_type.decode()))
-        if self._kick_evt is not None and not self._kick_evt.is_set():
-            self._kick_evt.set()
         return seq
 
     def _queue_admin(self, msg_type: str, fields: list[tuple[int, Any]]) -> int:
@@ -606,6 +646,8 @@ class Session:
 
     def _wire_only(self, raw: bytes) -> None:
         """A replayed message or gap fill: keeps its old sequence number, never stored again."""
+        if not self._to_wire:
+            self._kick()
         self._to_wire.append(raw)
         self._last_sent = self.clock.monotonic()
         self.msgs_out += 1
@@ -679,16 +721,37 @@ class Session:
             return
         head = utc_timestamp(self.clock.time_ns()) + b" " + direction
         # No field starts a line (each frame begins with 8=), so mask's field-anchored pattern is safe here.
-        text = mask(head + (b"\n" + head).join(frames))
-        self._audit.handle(logging.LogRecord("fix.audit", logging.INFO, "", 0, text, None, None))
+        text = head + (b"\n" + head).join(frames) + b"\n"
+        if text.isascii() and not (b"554=" in text or b"925=" in text or b"1402=" in text or b"1404=" in text):
+            data = text.replace(SOH, b"|")  # what mask() gives, as the UTF-8 bytes of the file, without decoding
+        else:
+            data = mask(text).encode("utf-8")
+        self._audit_write(data)
 
     def _write_audit(self, lines: list[str]) -> None:
         if self._audit is None:
             return
         stamp = utc_timestamp(self.clock.time_ns()).decode()
-        text = "\n".join(f"{stamp} {line}" for line in lines)
-        record = logging.LogRecord("fix.audit", logging.INFO, "", 0, text, None, None)
-        self._audit.handle(record)
+        self._audit_write("".join(f"{stamp} {line}\n" for line in lines).encode("utf-8"))
+
+    def _audit_write(self, data: bytes) -> None:
+        """Append lines (UTF-8, each ending in a newline) to the audit file, flushed to the OS at once.
+
+        The same bytes and the same rotation as the RotatingFileHandler's ``handle`` (rolled over when this
+        write would reach ``log_max_bytes``), without its per-record work (LogRecord, lock, format, a seek
+        and a tell): this runs once per read chunk and once per flush."""
+        h = self._audit
+        assert h is not None
+        if h.maxBytes > 0 and self._audit_size + len(data) >= h.maxBytes:
+            h.doRollover()
+            self._audit_size = 0
+        stream = h.stream
+        if stream is None:  # closed by logging.shutdown (interpreter exit): reopened as the handler would
+            stream = h.stream = h._open()
+        buf = stream.buffer  # the handler's text stream is never written through: bytes go to its buffer
+        buf.write(data)
+        buf.flush()
+        self._audit_size += len(data)
 
     # --- admin messages we send --------------------------------------------------------------------
     def _send_logon(self, *, reset: bool) -> None:
@@ -802,20 +865,6 @@ class Session:
         self.errors += 1
         log.warning("%s: garbled message ignored (%s): %s", self.key, reason, mask(raw[:200]))
 
-    def _on_frame(self, raw: bytes) -> FixMessage | None:
-        """Count, log and parse one inbound frame (synchronous: no coroutine per message)."""
-        self.msgs_in += 1
-        if self._audit is not None:
-            self._in_log.append(raw)
-        try:
-            msg = parse(raw)
-        except ValueError:
-            self.errors += 1
-            return None
-        if self.bus is not None and self.settings.publish_messages:
-            self.bus.publish(FixMessageLogged(session=self.key, direction="in", raw=mask(raw), msg_type=msg.msg_type))
-        return msg
-
     async def _verify_and_dispatch(self, msg: FixMessage, mt: str) -> None:
         seq = self._check_header(msg, mt)
         if seq is not None:
@@ -836,24 +885,32 @@ class Session:
                 self._disconnect(f"first message is not Logon (35={mt})")
                 return None
         raw = msg.raw
-        if not raw.startswith(self._hdr_begin):
-            self._logout_and_disconnect(f"Incorrect BeginString {msg.begin_string}")
-            return None
-        i = raw.find(b"\x0134=")
-        v = raw[i + 4 : raw.find(b"\x01", i + 4)] if i >= 0 else b""
-        if not v.isdigit():
-            self._logout_and_disconnect("MsgSeqNum (34) missing")
-            return None
-        seq = int(v)
-        expected = self.next_target_seq
-        if self.settings.check_comp_ids and (self._in_sender not in raw or self._in_target not in raw):
-            bad = 49 if msg.get(49) != self._target else 56
-            if seq == expected:
-                self.next_target_seq += 1
-            self._send_reject(seq, mt, SessionRejectReason.COMPID_PROBLEM, bad, "CompID problem")
-            self._logout_and_disconnect("CompID problem")
-            return None
-        raw_st = msg.get(52)
+        m = self._hdr_ours(raw) or self._hdr_qf(raw)
+        if m is not None:
+            # BeginString and CompIDs right; these 34 and 52 are the first in the message (the fields
+            # before them cannot contain SOH), as the checks below would find them.
+            v, raw_st = m.groups()
+            seq = int(v)
+            expected = self.next_target_seq
+        else:
+            if not raw.startswith(self._hdr_begin):
+                self._logout_and_disconnect(f"Incorrect BeginString {msg.begin_string}")
+                return None
+            i = raw.find(b"\x0134=")
+            v = raw[i + 4 : raw.find(b"\x01", i + 4)] if i >= 0 else b""
+            if not v.isdigit():
+                self._logout_and_disconnect("MsgSeqNum (34) missing")
+                return None
+            seq = int(v)
+            expected = self.next_target_seq
+            if self.settings.check_comp_ids and (self._in_sender not in raw or self._in_target not in raw):
+                bad = 49 if msg.get(49) != self._target else 56
+                if seq == expected:
+                    self.next_target_seq += 1
+                self._send_reject(seq, mt, SessionRejectReason.COMPID_PROBLEM, bad, "CompID problem")
+                self._logout_and_disconnect("CompID problem")
+                return None
+            raw_st = msg.get(52)
         if raw_st == self._last_st[0]:  # many messages share a millisecond: parse each stamp once
             sending_time = self._last_st[1]
         else:

@@ -218,8 +218,9 @@ class Bus:
         self._subs: dict[type[Event], list[Subscription]] = {}
         self._keyed: dict[tuple[type[Event], Any], list[Subscription]] = {}
         self._queues: list[EventQueue] = []
-        # Per concrete event type: (handlers for the type and its bases, queues interested, keyed?)
-        self._routes: dict[type, tuple[tuple[Handler, ...], tuple[EventQueue, ...], bool]] = {}
+        # Per concrete type published: (handlers for its event class and the class's bases, queues
+        # interested, keyed?, the event class: the type itself, or what an unfrozen stand-in stands for)
+        self._routes: dict[type, tuple[tuple[Handler, ...], tuple[EventQueue, ...], bool, type]] = {}
         self.errors = 0
 
     # --- subscribing ----------------------------------------------------------------------------------
@@ -258,7 +259,8 @@ class Bus:
         self._routes.clear()
 
     # --- publishing ------------------------------------------------------------------------------------
-    def _route(self, cls: type) -> tuple[tuple[Handler, ...], tuple[EventQueue, ...], bool]:
+    def _route(self, tp: type) -> tuple[tuple[Handler, ...], tuple[EventQueue, ...], bool, type]:
+        cls = _UNFROZEN.get(tp, tp)
         mro = cls.__mro__
         handlers: list[Handler] = []
         for base in mro:
@@ -266,17 +268,21 @@ class Bus:
                 handlers.append(sub.handler)
         queues = tuple(q for q in self._queues if any(t in mro for t in q.types))
         keyed = any(k[0] in mro for k in self._keyed)
-        route = (tuple(handlers), queues, keyed)
-        self._routes[cls] = route
+        route = (tuple(handlers), queues, keyed, cls)
+        self._routes[tp] = route
         return route
 
     def publish(self, event: Event) -> Event:
-        """Stamp ``seq`` and ``ts`` and deliver synchronously; returns the stamped event."""
+        """Stamp ``seq`` and ``ts`` and deliver synchronously; returns the stamped event (an unfrozen
+        stand-in, see :func:`register_unfrozen`, is made its event class first)."""
         seq = self.seq = self.seq + 1
         _set_seq(event, seq)
         _set_ts(event, self._time_ns())
-        cls = type(event)
-        route = self._routes.get(cls) or self._route(cls)
+        tp = type(event)
+        route = self._routes.get(tp) or self._route(tp)
+        cls = route[3]
+        if cls is not tp:
+            event.__class__ = cls
         for handler in route[0]:
             try:
                 handler(event)
@@ -312,20 +318,19 @@ class Bus:
         ts = self._time_ns()
         seq = self.seq
         routes = self._routes
-        unfrozen = _UNFROZEN
         set_seq = _set_seq
         set_ts = _set_ts
         last_type: type | None = None
-        cls: type = Event
-        handlers: tuple[Handler, ...] = ()
-        queues: tuple[EventQueue, ...] = ()
-        keyed = False
+        # (handlers, queues, keyed, cls: set by the first event, whose type is never None)
+        handlers: tuple[Handler, ...]
+        queues: tuple[EventQueue, ...]
+        keyed: bool
+        cls: type
         for event in events:
             seq += 1
             tp = type(event)
             if tp is not last_type:  # runs of one type (a kill's cancels) look their route up once
-                cls = unfrozen.get(tp, tp)
-                handlers, queues, keyed = routes.get(cls) or self._route(cls)
+                handlers, queues, keyed, cls = routes.get(tp) or self._route(tp)
                 last_type = tp
             if cls is tp:
                 set_seq(event, seq)
@@ -353,7 +358,7 @@ class Bus:
                                 self._handler_failed(sub.handler, event)
                 for q in queues:
                     q.offer(event)
-                if self.seq != seq or cls not in routes:  # published or (un)subscribed meanwhile
+                if self.seq != seq or tp not in routes:  # published or (un)subscribed meanwhile
                     seq = self.seq
                     last_type = None
         self.seq = seq

@@ -1042,6 +1042,78 @@ class Gateway(Application):
             fmt = self._formats[symbol] = _Formats(self._instrument(symbol))
         return fmt
 
+    @staticmethod
+    def _fixed(order: GatewayOrder, fmt: _Formats) -> bytes:
+        """The order's own fields (1, 55, 54, 38, 40, 44, 59), encoded once: they change only on a replace."""
+        fixed = b"%s55=%s\x0154=%s\x0138=%s\x0140=%s\x01%s59=%s\x01" % (
+            b"1=%s\x01" % order.account.encode("latin-1") if order.account else b"",
+            fmt.symbol, _SIDE_BYTES[order.side], fmt.qty(order.qty),
+            b"1" if order.ord_type is _MARKET else b"2",
+            b"44=%s\x01" % fmt.price(order.price) if order.price is not None else b"",
+            _TIF_BYTES[order.tif],
+        )  # fmt: skip
+        order.fixed, order.fixed_qty = fixed, order.qty
+        return fixed
+
+    def _ack_report(self, session: Session, order: GatewayOrder) -> Message:
+        """``_exec_report(session, order, "0")`` for a FIX 4.4 session: the same bytes from a format with
+        only the fields an acknowledgement has (37 11 17 150 39 1/55/54/38/40/44/59 151 14 6 60)."""
+        fmt = self._formats.get(order.symbol)
+        order_id = order.order_id
+        if fmt is None or order_id is None or (self._clients.get(session) or self._client(session))[1]:
+            return self._exec_report(session, order, "0")
+        self._exec_seq = seq = self._exec_seq + 1
+        fixed = order.fixed
+        if fixed is None or order.fixed_qty != order.qty:
+            fixed = self._fixed(order, fmt)
+        cum = order.cum
+        status = order.status
+        qtys = fmt._qtys
+        leaves = max(0, order.qty - cum) if status in _OPEN_STATUSES else 0
+        return Prebuilt(
+            "8",
+            b"37=%d\x0111=%s\x0117=%s%d\x01150=0\x0139=%s\x01%s151=%s\x0114=%s\x016=%s\x0160=%s\x01"
+            % (
+                order_id, order.cl_ord_id.encode("latin-1"), self._exec_prefix_b, seq, _STATUS_BYTES[status], fixed,
+                qtys.get(leaves) or fmt.qty(leaves), qtys.get(cum) or fmt.qty(cum),
+                fmt.avg(order.notional, cum) if cum else b"0", utc_timestamp(self.clock.time_ns()),
+            ),
+        )  # fmt: skip
+
+    def _fill_report(self, session: Session, order: GatewayOrder, ev: Fill) -> Message:
+        """The fill's ExecutionReport: for FIX 4.4 from a format with only a fill's fields (37 11 17 150=F 39
+        1/55/54/38/40/44/59 32 31 151 14 6 60 12 13 851), else through ``_exec_report``; the same bytes."""
+        fmt = self._formats.get(order.symbol)
+        order_id = order.order_id
+        v42 = (self._clients.get(session) or self._client(session))[1]
+        if fmt is None or order_id is None or v42 or ev.liquidity is None or ev.fee is None:
+            # 4.2 reports executions as ExecType 1/2 (partial fill / fill), 4.4 as F (trade).
+            exec_type = ("2" if ev.leaves_qty == 0 else "1") if v42 else "F"
+            return self._exec_report(
+                session, order, exec_type, last=(ev.price, ev.qty), liquidity=ev.liquidity, fee=ev.fee
+            )
+        self._exec_seq = seq = self._exec_seq + 1
+        fixed = order.fixed
+        if fixed is None or order.fixed_qty != order.qty:
+            fixed = self._fixed(order, fmt)
+        cum = order.cum
+        status = order.status
+        qtys = fmt._qtys
+        leaves = max(0, order.qty - cum) if status in _OPEN_STATUSES else 0
+        last_qty = ev.qty
+        return Prebuilt(
+            "8",
+            b"37=%d\x0111=%s\x0117=%s%d\x01150=F\x0139=%s\x01%s32=%s\x0131=%s\x01151=%s\x0114=%s\x016=%s\x01"
+            b"60=%s\x0112=%s\x0113=3\x01851=%s\x01"
+            % (
+                order_id, order.cl_ord_id.encode("latin-1"), self._exec_prefix_b, seq, _STATUS_BYTES[status], fixed,
+                qtys.get(last_qty) or fmt.qty(last_qty), fmt.price(ev.price),
+                qtys.get(leaves) or fmt.qty(leaves), qtys.get(cum) or fmt.qty(cum),
+                fmt.avg(order.notional, cum) if cum else b"0", utc_timestamp(self.clock.time_ns()),
+                _amount(ev.fee), b"1" if ev.liquidity is _MAKER else b"2",
+            ),
+        )  # fmt: skip
+
     def _exec_report(
         self,
         session: Session,
@@ -1069,15 +1141,7 @@ class Gateway(Application):
         self._exec_seq += 1
         fixed = order.fixed
         if fixed is None or order.fixed_qty != order.qty:
-            # The order's own fields (1, 55, 54, 38, 40, 44, 59) change only on a replace: built once.
-            fixed = b"%s55=%s\x0154=%s\x0138=%s\x0140=%s\x01%s59=%s\x01" % (
-                b"1=%s\x01" % order.account.encode("latin-1") if order.account else b"",
-                fmt.symbol, _SIDE_BYTES[order.side], fmt.qty(order.qty),
-                b"1" if order.ord_type is _MARKET else b"2",
-                b"44=%s\x01" % fmt.price(order.price) if order.price is not None else b"",
-                _TIF_BYTES[order.tif],
-            )  # fmt: skip
-            order.fixed, order.fixed_qty = fixed, order.qty
+            fixed = self._fixed(order, fmt)
         # One %-format for the whole body (absent optional fields are b""), fields in the same order as
         # always: 37 11 [41] 17 [20] 150 39 [103] 1/55/54/38/40/44/59 [32 31] 151 14 6 60 [12 13] [851] [58].
         cum = order.cum
@@ -1145,7 +1209,7 @@ class Gateway(Application):
         self.by_id[ev.order_id] = order
         session = self.sessions.get(order.owner)
         if session is not None:
-            self._send(session, self._exec_report(session, order, "0"))
+            self._send(session, self._ack_report(session, order))
 
     def _on_rejected(self, ev: OrderRejected) -> None:
         order = self._mine(ev.owner, ev.client_id, None)
@@ -1181,16 +1245,7 @@ class Gateway(Application):
         session = self.sessions.get(order.owner)
         if session is None:
             return
-        # 4.2 reports executions as ExecType 1/2 (partial fill / fill), 4.4 as F (trade).
-        exec_type = "F"
-        if (self._clients.get(session) or self._client(session))[1]:
-            exec_type = "2" if ev.leaves_qty == 0 else "1"
-        self._send(
-            session,
-            self._exec_report(
-                session, order, exec_type, last=(ev.price, ev.qty), liquidity=ev.liquidity, fee=ev.fee
-            ),
-        )
+        self._send(session, self._fill_report(session, order, ev))
 
     def _on_canceled(self, ev: OrderCanceled) -> None:
         order = self._mine(ev.owner, ev.client_id, ev.order_id, ev.symbol, closing=True)

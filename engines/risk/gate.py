@@ -35,6 +35,7 @@ from engines.risk.state import TradingStates
 
 HALTED = TradingState.HALTED
 REDUCING = TradingState.REDUCING
+_ACTIVE = TradingState.ACTIVE
 # Enum members as module constants (a metaclass lookup each otherwise, on every order).
 _BUY = Side.BUY
 _MARKET = OrderType.MARKET
@@ -170,7 +171,7 @@ class RiskGate:
         symbol = order.symbol
         if self.observer is not None:
             self.observer(owner)
-        state = self.states.effective_state(owner, symbol)
+        state = self.states.effective_state(owner, symbol) if self.states.restricted else _ACTIVE
         if state is HALTED:
             if order.reduce_only and order.client_id in self._flatten_ids:
                 self._flatten_ids.discard(order.client_id)

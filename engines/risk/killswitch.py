@@ -438,7 +438,7 @@ class KillSwitch:
 
     def _on_accepted(self, ev: OrderAccepted) -> None:
         # An order that reached a venue after its scope was halted (in flight to a remote venue): cancel it.
-        if self.states.effective_state(ev.owner, ev.symbol) is not _HALTED:
+        if not self.states.restricted or self.states.effective_state(ev.owner, ev.symbol) is not _HALTED:
             return
         if ev.client_id in self._flatten_ids:
             return

@@ -52,6 +52,9 @@ class TradingStates:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self._states: dict[str, TradingState] = {}  # non-ACTIVE scopes only
+        #: The same dict, read-only by convention: empty while every scope trades, so a per-order check
+        #: (gate, kill switch) can skip ``effective_state`` with one truth test. Never rebound.
+        self.restricted: dict[str, TradingState] = self._states
         self._listeners: list[Callable[[str, TradingState, TradingState, str, str], None]] = []
 
     def state(self, scope: str) -> TradingState:

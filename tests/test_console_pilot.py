@@ -390,3 +390,52 @@ async def test_event_log_wraps_at_words_and_rewraps_on_resize(tmp_path: Any) -> 
         wide = lines()
         assert " ".join(wide).split() == " ".join(entries).split()
         assert len(wide) < len(narrow)
+
+
+def no_sideways_scroll(table: DataTable) -> bool:
+    return table.virtual_size.width <= table.size.width
+
+
+async def test_fix_inspector_stacks_its_tables_when_narrow(tmp_path: Any) -> None:
+    async with console(tmp_path, size=(80, 24)) as (app, _desk, pilot):
+        await pilot.press("i")
+        await pilot.press("up", "up")
+        screen = app.screen
+        assert isinstance(screen, FixInspectorScreen) and screen.has_class("-narrow")
+        msgs = screen.query_one("#msg-table", DataTable)
+        fields = screen.query_one("#field-table", DataTable)
+        assert msgs.region.y < fields.region.y and msgs.region.width == fields.region.width == 78
+        assert no_sideways_scroll(msgs) and no_sideways_scroll(fields)  # every column whole
+        await pilot.resize_terminal(*SIZE)
+        await pilot.pause()
+        assert screen.has_class("-wide")
+        assert screen.query_one("#msgs").region.y == screen.query_one("#fields").region.y  # side by side again
+
+
+async def test_orders_screen_uses_compact_columns_when_narrow_and_back(tmp_path: Any) -> None:
+    async with console(tmp_path, size=(80, 24)) as (app, _desk, pilot):
+        await pilot.press("o")
+        await pilot.pause()
+        table = app.screen.query_one("#orders-table", DataTable)
+        assert [c.label.plain for c in table.columns.values()] == [
+            "id", "symbol", "owner", "side", "price", "qty", "leaves", "status"]
+        statuses = {table.get_row_at(i)[-1] for i in range(table.row_count)}
+        assert "partial" in statuses and "partially_filled" not in statuses
+        assert no_sideways_scroll(table)
+        await pilot.resize_terminal(*SIZE)
+        await pilot.pause()
+        assert [c.label.plain for c in table.columns.values()] == [
+            "id", "symbol", "owner", "side", "price", "qty", "filled", "leaves", "status"]
+        assert "partially_filled" in {table.get_row_at(i)[-1] for i in range(table.row_count)}
+
+
+async def test_bot_detail_stacks_its_tables_when_narrow(tmp_path: Any) -> None:
+    async with console(tmp_path, size=(80, 24)) as (app, _desk, pilot):
+        await pilot.press("2", "enter")
+        await pilot.pause()
+        params = app.screen.query_one("#params", DataTable)
+        status = app.screen.query_one("#status", DataTable)
+        assert params.region.y < status.region.y and params.region.width == status.region.width
+        assert no_sideways_scroll(params) and no_sideways_scroll(status)
+        rows = [params.get_row_at(i) for i in range(params.row_count)]
+        assert ["limits.max_position", "None"] in rows  # a nested section, one row per key

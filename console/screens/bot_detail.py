@@ -18,15 +18,24 @@ if TYPE_CHECKING:
 class BotDetailScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,enter", "close", "Close", id="bot.close")]
 
+    # Narrower than 110 columns the two tables are stacked, each the full width (side by side the long
+    # values, a feed URL, were cut); the P&L sparkline is left to the bots panel.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+
     DEFAULT_CSS = """
     BotDetailScreen { align: center middle; background: $background 60%; }
+    BotDetailScreen.-narrow Horizontal { layout: vertical; }
+    BotDetailScreen.-narrow #params, BotDetailScreen.-narrow #status { width: 100%; max-height: 8; margin-right: 0; }
+    BotDetailScreen.-narrow Sparkline { display: none; }
     BotDetailScreen > Vertical {
-        width: 100; max-width: 95%; height: auto; max-height: 95%;
+        width: 120; max-width: 95%; height: auto; max-height: 95%;
         border: thick $primary; background: $surface; padding: 1 2;
     }
     BotDetailScreen #head { text-style: bold; margin-bottom: 1; }
     BotDetailScreen Horizontal { height: auto; }
     BotDetailScreen DataTable { height: auto; max-height: 24; width: 1fr; margin-right: 1; }
+    BotDetailScreen #params { width: 3fr; }
+    BotDetailScreen #status { width: 2fr; }
     BotDetailScreen Sparkline { height: 3; margin-top: 1; }
     """
 
@@ -51,7 +60,7 @@ class BotDetailScreen(ModalScreen[None]):
         params = self.query_one("#params", DataTable)
         params.border_title = "parameters"
         params.add_columns("parameter", "value")
-        for k, v in self.params.items():
+        for k, v in _flat(self.params):
             params.add_row(k, str(v))
         table = self.query_one("#status", DataTable)
         table.add_columns("status", "value")
@@ -66,3 +75,15 @@ class BotDetailScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def _flat(params: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested sections (``limits``) one row per key, ``limits.max_position``: a dict in one cell was
+    wider than the screen."""
+    rows: list[tuple[str, Any]] = []
+    for k, v in params.items():
+        if isinstance(v, dict) and v:
+            rows += _flat(v, f"{prefix}{k}.")
+        else:
+            rows.append((f"{prefix}{k}", v))
+    return rows

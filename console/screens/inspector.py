@@ -28,12 +28,20 @@ class FixInspectorScreen(Screen[None]):
         Binding("slash", "search", "Search", id="inspector.search", tooltip="Search messages"),
     ]
 
+    # Narrower than 110 columns the message list and the decoded message are stacked, each the full
+    # width, so no column is cut (side by side at 80 columns both tables scrolled sideways).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+
     DEFAULT_CSS = """
     FixInspectorScreen #search { dock: top; }
     FixInspectorScreen #msgs { width: 1fr; min-width: 40; max-width: 72; border: round $panel-lighten-2; }
     FixInspectorScreen #fields { width: 1fr; border: round $panel-lighten-2; }
     FixInspectorScreen #raw { width: 1fr; height: auto; max-height: 5; color: $text-muted; padding: 0 1; }
     FixInspectorScreen DataTable:focus { border: none; }
+    FixInspectorScreen.-narrow #panes { layout: vertical; }
+    FixInspectorScreen.-narrow #msgs { max-width: 100%; height: 2fr; }
+    FixInspectorScreen.-narrow #fields { height: 3fr; }
+    FixInspectorScreen.-narrow #raw { display: none; }
     """
 
     def __init__(self, model: DeskModel, session: str | None = None, *, blink: bool = True) -> None:
@@ -49,7 +57,7 @@ class FixInspectorScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="search: msg type, tag=value, ClOrdID, text…  (/ to focus)", id="search")
-        with Horizontal():
+        with Horizontal(id="panes"):
             with Vertical(id="msgs"):
                 yield DataTable(id="msg-table", cursor_type="row")
             with Vertical(id="fields"):

@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from console.model import DeskModel, OrderInfo
 
 MAX_ROWS = 500
+COLUMNS = ("id", "symbol", "owner", "side", "price", "qty", "filled", "leaves", "status")
+#: narrower than NARROW columns: no "filled" (qty - leaves) and short statuses, so no column is cut
+NARROW = 100
+COMPACT = ("id", "symbol", "owner", "side", "price", "qty", "leaves", "status")
+SHORT_STATUS = {"partially_filled": "partial", "pending_new": "pending"}
 
 
 class OrdersScreen(Screen[None]):
@@ -34,6 +39,7 @@ class OrdersScreen(Screen[None]):
         self.model = model
         self._cells: dict[str, tuple[str, ...]] = {}
         self._ready = False
+        self.columns: tuple[str, ...] = COLUMNS
 
     def compose(self) -> ComposeResult:
         yield DataTable(id="orders-table", cursor_type="row")
@@ -42,7 +48,8 @@ class OrdersScreen(Screen[None]):
     def on_mount(self) -> None:
         t = self.query_one(DataTable)
         t.border_title = "Orders (newest last)"
-        for key in ("id", "symbol", "owner", "side", "price", "qty", "filled", "leaves", "status"):
+        self.columns = COMPACT if 0 < self.size.width < NARROW else COLUMNS
+        for key in self.columns:
             t.add_column(key, key=key)
         self._ready = True
         self.refresh_from(self.model)
@@ -50,21 +57,39 @@ class OrdersScreen(Screen[None]):
             t.move_cursor(row=t.row_count - 1)  # newest last: start there
         t.focus()
 
+    def on_resize(self) -> None:
+        columns = COMPACT if self.size.width < NARROW else COLUMNS
+        if not self._ready or columns == self.columns:
+            return
+        t = self.query_one(DataTable)
+        selected = t.cursor_row
+        t.clear(columns=True)
+        self._cells.clear()
+        self.columns = columns
+        for key in columns:
+            t.add_column(key, key=key)
+        self.refresh_from(self.model)
+        if t.row_count:
+            t.move_cursor(row=min(selected, t.row_count - 1))
+
     def refresh_from(self, model: DeskModel) -> None:
         if not self._ready:
             return  # not composed yet: on_mount fills the table
         t = self.query_one(DataTable)
-        cols = ("id", "symbol", "owner", "side", "price", "qty", "filled", "leaves", "status")
+        cols = self.columns
+        short = cols is COMPACT
         orders = list(model.orders.values())[-MAX_ROWS:]
         live = set()
         for o in orders:
             key = f"{o.symbol}:{o.order_id}"
             live.add(key)
-            cells = (
-                str(o.order_id), o.symbol, o.owner, o.side, model.fmt_price(o.symbol, o.price),
-                model.fmt_qty(o.symbol, o.qty), model.fmt_qty(o.symbol, o.filled),
-                model.fmt_qty(o.symbol, o.leaves), o.status,
-            )
+            every = {
+                "id": str(o.order_id), "symbol": o.symbol, "owner": o.owner, "side": o.side,
+                "price": model.fmt_price(o.symbol, o.price), "qty": model.fmt_qty(o.symbol, o.qty),
+                "filled": model.fmt_qty(o.symbol, o.filled), "leaves": model.fmt_qty(o.symbol, o.leaves),
+                "status": SHORT_STATUS.get(o.status, o.status) if short else o.status,
+            }
+            cells = tuple(every[c] for c in cols)
             old = self._cells.get(key)
             if old is None:
                 t.add_row(*cells, key=key)

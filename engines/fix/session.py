@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from zlib import adler32
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -180,8 +181,6 @@ class Session:
         # What the peer's 49/56 must be, as whole fields, for a substring test on the raw message.
         self._hdr_begin = b"8=%s\x019=" % self._begin
         self._hdr_ids = b"\x0149=%s\x0156=%s\x0134=" % (self._sender, self._target)
-        # BodyLength of the header's constant bytes: "35=" + 49/56/"34=" + SOH "52=" + SOH after it.
-        self._hdr_fixed_len = 3 + len(self._hdr_ids) + 4 + 1
         self._in_sender = b"\x0149=%s\x01" % self._target
         self._in_target = b"\x0156=%s\x01" % self._sender
         # An inbound header in one of the two usual field orders (ours: 35 49 56 34 52; QuickFIX's: 35 34
@@ -613,13 +612,14 @@ class Session:
         # Same bytes as message.encode, with the constant header parts prepared once per session and
         # BodyLength added up from the parts (one join, no intermediate copy).
         # The CheckSum is the sum of the header's and the body's sums: the body is not copied to be summed.
-        seq_b = b"%d" % seq
-        st = utc_timestamp(self.clock.time_ns())
-        head = b"%s%d\x0135=%s%s%s\x0152=%s\x01%s" % (
-            self._hdr_begin, self._hdr_fixed_len + len(msg_type) + len(seq_b) + len(st) + len(extra_header) + len(body),
-            msg_type, self._hdr_ids, seq_b, st, extra_header,
-        )  # fmt: skip
-        raw = b"".join((head, body, _TRAILERS[(byte_sum(head) + byte_sum(body)) & 255]))
+        # Up to 256 bytes, Adler-32's low half is 1 + the byte sum (see message.byte_sum).
+        rest = b"35=%s%s%d\x0152=%s\x01%s" % (msg_type, self._hdr_ids, seq, utc_timestamp(self.clock.time_ns()),
+                                              extra_header)
+        n = len(body)
+        head = b"%s%d\x01%s" % (self._hdr_begin, len(rest) + n, rest)
+        total = (adler32(body) & 0xFFFF) - 1 if n <= 256 else byte_sum(body)
+        total += (adler32(head) & 0xFFFF) - 1 if len(head) <= 256 else byte_sum(head)
+        raw = b"".join((head, body, _TRAILERS[total & 255]))
         if store:
             self._to_store.append((seq, raw))
         if not wire:  # store-and-forward (_send_offline): not on the wire now; its resend is logged then

@@ -142,8 +142,8 @@ _UPSERT = (
 
 
 def _batch_row(session: str, messages: Sequence[tuple[int, bytes]]) -> tuple[str, int, int, bytes]:
-    seqs = [s for s, _ in messages]
-    return (session, min(seqs), max(seqs), b"".join(m for _, m in messages))
+    seqs, raws = zip(*messages)  # unzipped in C (a batch holds hundreds of messages under load)
+    return (session, min(seqs), max(seqs), b"".join(raws))
 
 
 class SqliteStore:

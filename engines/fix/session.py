@@ -82,6 +82,8 @@ _MT_BYTES = {t: t.encode() for t in ("0", "1", "2", "3", "4", "5", "A", "j", "D"
 _TRAILERS = tuple(b"10=%03d\x01" % i for i in range(256))
 #: The default ``Application.to_app`` does nothing: not called for every outbound message.
 _NOOP_TO_APP = Application.to_app
+_ACTIVE = SessionState.ACTIVE
+_LOGOUT_IN_PROGRESS = SessionState.LOGOUT_IN_PROGRESS
 #: Queued out-of-order messages kept per session while a gap is being filled.
 MAX_QUEUED = 10_000
 #: Longest time an advanced inbound sequence number waits to be saved when nothing is sent.
@@ -497,9 +499,11 @@ class Session:
                 self._kick()
             frames: list[bytes] = list(initial)
             while True:
-                # Per chunk, not per message: what _on_frame reads from the settings.
+                # Per chunk, not per message: what the loop reads from the settings.
                 in_log = self._in_log if self._audit is not None else None
                 publish = self.bus is not None and self.settings.publish_messages
+                validator = self.validator if self.settings.validate_messages else None
+                from_app = self.app.from_app
                 for raw in frames:
                     # Count, audit-log and parse the frame
                     self.msgs_in += 1
@@ -521,9 +525,21 @@ class Session:
                         if seq is None:
                             pass
                         elif seq == self.next_target_seq:
-                            pending = self._on_app(msg, mt, seq)
-                            if pending is not None:
-                                await self._await_app(pending, mt, seq)
+                            # _on_app, inline: validate, then from_app (awaited if it is a coroutine)
+                            self.next_target_seq = seq + 1
+                            state = self._state
+                            if state is _ACTIVE or state is _LOGOUT_IN_PROGRESS:
+                                info = validator.validate(msg) if validator is not None else None
+                                if info is not None:
+                                    self._send_reject(seq, mt, info.reason, info.ref_tag, info.text)
+                                else:
+                                    try:
+                                        result = from_app(msg, self)
+                                    except Exception as exc:
+                                        self._app_failed(exc, mt, seq)
+                                    else:
+                                        if result is not None and inspect.isawaitable(result):
+                                            await self._await_app(result, mt, seq)
                         else:
                             await self._on_sequenced(msg, mt, seq)
                     else:

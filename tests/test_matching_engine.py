@@ -514,6 +514,7 @@ def test_trade_history_inside_a_batch_hands_out_frozen_trades(bus: Bus, engine: 
 def test_closed_orders_read_back_exactly_as_their_last_state() -> None:
     """Closed orders are kept as compact tuples (a bulk cancel's as the order lists): every one reads
     back as the OrderView built from the order's final book list and engine record (the old way)."""
+    import gc
     import random
 
     from engines.matching.engine import _STATUS
@@ -578,4 +579,6 @@ def test_closed_orders_read_back_exactly_as_their_last_state() -> None:
         checked.add((o[6], type(engine._closed[oid]).__name__, rq.tif, rq.type))
     statuses = {c[0] for c in checked}
     assert statuses == {2, 3, 5} and {c[1] for c in checked} == {"tuple", "list"}  # filled/canceled/expired
+    gc.collect()  # the compact records hold nothing the cyclic GC must keep walking
+    assert not [c for c in engine._closed.values() if type(c) is tuple and gc.is_tracked(c)]
     assert {c[2] for c in checked} == set(TimeInForce) and {c[3] for c in checked} == set(OrderType)

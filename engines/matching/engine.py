@@ -105,13 +105,16 @@ REC_QTY = 2  # total order quantity (filled + leaves; a replace changes it)
 REC_REASON = 3  # the last reason (cancel/expiry/replace)
 REC_LIFE = 4  # lifecycle: tuple of (status, reason), grown by concatenation (no list per order for the GC)
 
-# A closed order in the bounded history (``_closed``): one tuple of plain values (ints, strings, bools,
-# None and the lifecycle's tuples of strings), which the cyclic GC stops tracking after its first
-# collection, so the history (100,000 orders by default) costs full collections nothing. (As a book
-# order list plus its engine record it was two tracked containers, three with the request, walked by
-# every full collection.) Price, owner, filled and status sit where the book's order list has them.
-# A bulk cancel (``cancel_all``, the kill switch's path) keeps the order lists instead: it is timed,
-# and a tuple per order would add ~1 µs each to it; readers take both shapes (``_view``).
+# A closed order in the bounded history (``_closed``): one flat tuple of plain values (ints, strings,
+# bools, None) followed by its lifecycle entries, which the cyclic GC stops tracking at its first
+# collection, so the history (100,000 orders by default) costs collections nothing. (As a book order
+# list plus its engine record it was two tracked containers, three with the request, walked by every
+# full collection.) Flat, because the collector can only untrack a tuple whose items are untracked
+# when it looks, and a young nested tuple is looked at after its container; for the same reason the
+# lifecycle entries of the hot paths are shared tuples (``_life_entry``). Price, owner, filled and
+# status sit where the book's order list has them. A bulk cancel (``cancel_all``, the kill switch's
+# path) keeps the order lists instead: it is timed, and a tuple per order would add ~1 µs each to
+# it; ``order()`` and ``_evict`` take both shapes.
 CL_ID = 0
 CL_SIDE = 1  # 0 buy, 1 sell
 CL_PX = 2  # None: market order
@@ -122,10 +125,28 @@ CL_STATUS = 6  # book status code
 CL_QTY = 7  # total quantity
 CL_REASON = 8
 CL_CLIENT_ID = 9
-CL_LIFE = 10
-CL_TIF = 11  # 0 GTC, 1 IOC, 2 FOK
-CL_POST_ONLY = 12
-CL_VENUE = 13
+CL_TIF = 10  # 0 GTC, 1 IOC, 2 FOK
+CL_POST_ONLY = 11
+CL_VENUE = 12
+CL_LIFE = 13  # the lifecycle entries: tuple[CL_LIFE:]
+
+_LIFE_ENTRIES: tuple[dict[str, tuple[str, str]], ...] = tuple({} for _ in STATUS_NAMES)  # by status code
+
+
+def _life_entry(status: int, reason: str) -> tuple[str, str]:
+    """The lifecycle entry ``(status name, reason)`` as one shared tuple per distinct entry (up to 1,024
+    reasons per status; past that, a fresh tuple: the same value, only untracked by the GC later)."""
+    cache = _LIFE_ENTRIES[status]
+    entry = cache.get(reason)
+    if entry is None:
+        entry = (STATUS_NAMES[status], reason)
+        if len(cache) < 1024:
+            cache[reason] = entry
+    return entry
+
+
+_CANCELED_ENTRIES = _LIFE_ENTRIES[3]  # reason -> ("canceled", reason)
+_STP_ENTRY = _life_entry(3, R_STP)
 
 R_UNKNOWN_SYMBOL = "unknown symbol"
 R_DUP_CLIENT_ID = "duplicate client_id for this owner"
@@ -533,15 +554,15 @@ class MatchingEngine:
         else:
             if status != 2:  # expired / canceled remainder
                 reason = rec[3] = book.reason
-                rec[4] += ((STATUS_NAMES[status], reason),)
+                rec[4] += (_life_entry(status, reason),)
                 ev = unfrozen_canceled(sym, oid, cid, owner, side, price, o[3], o[5], _STATUS[status], reason, venue)
                 out.append(ev)
                 if jr is not None:
                     jr.events.append(ev)
             # _close(o), inlined (the CL_* layout)
             self._closed[oid] = (
-                oid, o[1], price, sym, owner, o[5], status, qty, reason, cid, rec[4], tif, req.post_only, req.venue
-            )
+                oid, o[1], price, sym, owner, o[5], status, qty, reason, cid, tif, req.post_only, req.venue
+            ) + rec[4]
             ids = self._closed_ids
             ids.append(oid)
             if cid:
@@ -597,7 +618,7 @@ class MatchingEngine:
                 jorders[m[0]] = m
             if px is None:  # resting order canceled by self-trade prevention
                 mrec[3] = R_STP
-                mrec[4] += (("canceled", R_STP),)
+                mrec[4] += (_STP_ENTRY,)
                 ev = unfrozen_canceled(sym, m[0], mrec[1], m[4], mside, m[2], q, m[5], _CANCELED, R_STP, venue)
                 out.append(ev)
                 if jevents is not None:
@@ -674,8 +695,9 @@ class MatchingEngine:
                 life = mrec[4] = mrec[4] + (("filled", ""),)
                 mreq = mrec[0]
                 # _close(m), inlined (the CL_* layout; a resting order is GTC)
-                closed[moid] = (moid, m[1], px, sym, mowner, m[5], 2, mrec[2], mrec[3], mrec[1], life, 0,
-                                mreq.post_only, mreq.venue)
+                closed[moid] = (  # noqa: RUF005 - a concatenation is cheaper than unpacking here
+                    moid, m[1], px, sym, mowner, m[5], 2, mrec[2], mrec[3], mrec[1], 0, mreq.post_only, mreq.venue
+                ) + life
                 closed_ids.append(moid)
                 if mrec[1]:
                     self._close_cid(m, mrec[1])
@@ -702,9 +724,9 @@ class MatchingEngine:
         cid = rec[1]
         t = req.tif
         self._closed[oid] = (
-            oid, o[1], o[2], req.symbol, o[4], o[5], o[6], rec[2], rec[3], cid, rec[4],
+            oid, o[1], o[2], req.symbol, o[4], o[5], o[6], rec[2], rec[3], cid,
             0 if t is _GTC else 1 if t is _IOC else 2, req.post_only, req.venue,
-        )
+        ) + rec[4]
         ids = self._closed_ids
         ids.append(oid)
         if cid:
@@ -783,7 +805,7 @@ class MatchingEngine:
         q = s.book.cancel(oid)
         rec = o[8]
         rec[3] = reason
-        life = rec[4] = rec[4] + (("canceled", reason),)
+        life = rec[4] = rec[4] + (_CANCELED_ENTRIES.get(reason) or _life_entry(3, reason),)
         cid = rec[1]
         owner = o[4]
         ev = _new(_CANCELED_TW)  # unfrozen_canceled(symbol, oid, cid, owner, _SIDES[o[1]], o[2], q, o[5], ...)
@@ -807,9 +829,9 @@ class MatchingEngine:
             jr.orders[oid] = o
         req = rec[0]
         # _close(o), inlined (the CL_* layout; a resting order is GTC)
-        self._closed[oid] = (
-            oid, o[1], o[2], symbol, owner, o[5], 3, rec[2], reason, cid, life, 0, req.post_only, req.venue
-        )
+        self._closed[oid] = (  # noqa: RUF005 - a concatenation is cheaper than unpacking here
+            oid, o[1], o[2], symbol, owner, o[5], 3, rec[2], reason, cid, 0, req.post_only, req.venue
+        ) + life
         ids = self._closed_ids
         ids.append(oid)
         if cid:
@@ -1033,7 +1055,7 @@ class MatchingEngine:
                     symbol=symbol,
                     side=_SIDES[c[1]],
                     type=_MARKET_T if c[2] is None else _LIMIT_T,
-                    tif=_TIFS[c[11]],
+                    tif=_TIFS[c[10]],
                     price=c[2],
                     qty=c[7],
                     filled_qty=c[5],
@@ -1042,9 +1064,9 @@ class MatchingEngine:
                     reason=c[8],
                     owner=c[4],
                     client_id=c[9],
-                    post_only=c[12],
-                    venue=c[13],
-                    lifecycle=c[10],
+                    post_only=c[11],
+                    venue=c[12],
+                    lifecycle=c[13:],
                 )
             if c[8][0].symbol != symbol:  # a bulk cancel's order list
                 return None

@@ -54,6 +54,7 @@ import json
 import logging
 import operator
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -382,15 +383,17 @@ class Journal:
         db = self._db
         assert db is not None
         if order_rows:
-            await db.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", order_rows)
+            await _insert(db, "INSERT OR REPLACE INTO orders VALUES ", 16, order_rows)
         if event_rows:
-            await db.executemany(
+            await _insert(
+                db,
                 "INSERT INTO order_events (seq, ts, kind, symbol, order_id, client_id, owner, status, price, qty,"
-                " reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " reason) VALUES ",
+                11,
                 event_rows,
             )
         if trade_rows:
-            await db.executemany("INSERT INTO trades VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", trade_rows)
+            await _insert(db, "INSERT INTO trades VALUES ", 13, trade_rows)
         if bulk_rows:  # the orders' rows are updated later (_apply_bulk): not on the acknowledgement path
             await db.executemany(
                 "INSERT INTO bulk_cancels (ts, symbol, owner, reason, count, order_ids, qtys, seqs)"
@@ -505,6 +508,31 @@ class Journal:
             "backlog": len(self.orders) + len(self.events) + len(self.trades) + len(self.bulk),
             "failed": self.failed,
         }
+
+
+#: Rows per multi-row INSERT: SQLite does ~20 % less work per row for one statement binding 32 rows than for
+#: executemany's one-row statement per row (cachegrind, a batch of 500 orders' rows: 57k -> 47k instructions
+#: per order, flattening included; 16 and 64 rows did a little worse).
+ROWS_PER_INSERT = 32
+
+
+def _values(ncols: int, nrows: int) -> str:
+    row = "(" + ",".join("?" * ncols) + ")"
+    return ",".join([row] * nrows)
+
+
+async def _insert(db: aiosqlite.Connection, head: str, ncols: int, rows: list[Any]) -> None:
+    """``head`` + VALUES for ``rows``, in their order: full chunks of ROWS_PER_INSERT rows as one multi-row
+    statement each (executed together: one call), the rest one row per statement. Rows keep their order
+    within a statement, so ``order_events`` ids follow the events' order as before."""
+    k = ROWS_PER_INSERT
+    n = len(rows) - len(rows) % k
+    if n:
+        await db.executemany(
+            head + _values(ncols, k), [tuple(chain.from_iterable(rows[i : i + k])) for i in range(0, n, k)]
+        )
+    if n < len(rows):
+        await db.executemany(head + _values(ncols, 1), rows[n:])
 
 
 _seq_of = operator.attrgetter("seq")

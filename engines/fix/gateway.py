@@ -106,6 +106,7 @@ _LIMIT, _MARKET = OrderType.LIMIT, OrderType.MARKET
 _GTC, _IOC = TimeInForce.GTC, TimeInForce.IOC
 _NEW, _FILLED, _PARTIALLY_FILLED = OrderStatus.NEW, OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
 _MAKER = Liquidity.MAKER
+_ACTIVE = SessionState.ACTIVE  # checked after every report sent
 
 
 class _OrderRequestDraft(OrderRequest):
@@ -543,7 +544,7 @@ class Gateway(Application):
             self.counts["dropped"] += 1
             log.warning("fix gateway: %s not logged on, %s dropped", session.session_id, msg.msg_type)
             return
-        if session.state is not SessionState.ACTIVE:
+        if session.state is not _ACTIVE:
             # The client is away: as with QuickFIX the report took the session's next MsgSeqNum and is in
             # its store; the client's ResendRequest after its next Logon replays it (PossDup).
             self.counts["stored"] += 1

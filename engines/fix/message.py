@@ -150,18 +150,18 @@ class FixMessage:
 
     def get(self, tag: int) -> bytes | None:
         """Value of the first occurrence of ``tag`` (None if absent). Tag 8 is also found."""
+        # Two partitions (one-argument C methods, no argument-tuple parsing) cost ~40% fewer instructions
+        # than find + find + slice; the copies they make are a few hundred bytes at most.
         raw = self.raw
         try:
-            key = _NEEDLES[tag]
+            _, found, rest = raw.partition(_NEEDLES[tag])
         except KeyError:
-            key = _needle(tag)
-        i = raw.find(key)
-        if i < 0:
-            if tag == 8 and raw.startswith(b"8="):
-                return raw[2 : raw.find(b"\x01")]
-            return None
-        i += len(key)
-        return raw[i : raw.find(b"\x01", i)]
+            _, found, rest = raw.partition(_needle(tag))
+        if found:
+            return rest.partition(b"\x01")[0]
+        if tag == 8 and raw.startswith(b"8="):
+            return raw[2 : raw.find(b"\x01")]
+        return None
 
     def get_str(self, tag: int, default: str | None = None) -> str | None:
         v = self.get(tag)
@@ -174,7 +174,7 @@ class FixMessage:
         return int(v)
 
     def __contains__(self, tag: int) -> bool:
-        return self.raw.find(_NEEDLES.get(tag) or _needle(tag)) >= 0
+        return (_NEEDLES.get(tag) or _needle(tag)) in self.raw
 
     @property
     def seq_num(self) -> int | None:
@@ -249,14 +249,21 @@ def parse(raw: bytes) -> FixMessage:
     i += 4
     mt = raw[i : raw.find(b"\x01", i)]
     try:
-        return FixMessage(raw, _MSG_TYPES[mt])
+        msg_type = _MSG_TYPES[mt]
     except KeyError:
+        msg_type = mt.decode("latin-1")
         if len(_MSG_TYPES) < 1000:
-            _MSG_TYPES[mt] = mt.decode("latin-1")
-        return FixMessage(raw, mt.decode("latin-1"))
+            _MSG_TYPES[mt] = msg_type
+    # The slots set directly: a third cheaper than calling the class (its __init__ is a Python call).
+    msg = _new(FixMessage)
+    msg.raw = raw
+    msg.msg_type = msg_type
+    msg._pairs = None
+    return msg
 
 
 _MSG_TYPES: dict[bytes, str] = {}
+_new = object.__new__
 
 
 def mask(raw: bytes) -> str:
@@ -270,6 +277,12 @@ def mask(raw: bytes) -> str:
 
 GarbledHandler = Callable[[bytes, str], None]
 _FRAME_HEAD = re.compile(rb"8=FIX[^\x01]{0,16}\x019=(\d{1,7})\x0135=")
+#: The last 8 bytes of a well-formed frame (SOH "10=" three digits SOH) -> what the low byte of Adler-32's A
+#: (1 + the frame's byte sum) must be for the CheckSum to hold: (CheckSum + the trailer's own sum + 1) & 255.
+#: Only CheckSums 000-255 are here: any other trailer is left to the general path, which rejects it.
+_TRAILER_WANT: dict[bytes, int] = {
+    b"\x01" + t: (c + sum(t) + 1) & 255 for c in range(256) for t in [b"10=%03d\x01" % c]
+}
 
 
 class FixFramer:
@@ -303,7 +316,26 @@ class FixFramer:
         pos = 0
         find = buf.find
         match = _FRAME_HEAD.match
+        want_of = _TRAILER_WANT.get
         while pos < n:
+            # Fastest path, frames back to back: one regex match for 8, 9 and the start of 35, the trailer's
+            # 8 bytes looked up, the CheckSum from one adler32 call (exact when the frame's byte sum stays
+            # below Adler's modulus: ASCII and <= 515 bytes; otherwise byte_sum). It accepts a frame only
+            # where the general path below would accept the same frame; anything else goes there.
+            m = match(buf, pos)
+            if m is not None:
+                stop = m.end() + int(m.group(1)) + 4  # body starts at m.end() - 3; the trailer is 7 bytes
+                if stop <= n:
+                    frame = buf[pos:stop]
+                    want = want_of(frame[-8:])
+                    if want is not None and (
+                        adler32(frame) & 255 == want
+                        if stop - pos <= 515 and frame.isascii()
+                        else (byte_sum(frame) + 1) & 255 == want
+                    ):
+                        out.append(frame)
+                        pos = stop
+                        continue
             start = pos if buf.startswith(b"8=FIX", pos) else find(b"8=FIX", pos)
             if start < 0:
                 # Keep a tail that may be the beginning of "8=FIX".

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -267,3 +268,6 @@ def test_parse_sets_every_slot() -> None:
     assert m.msg_type == "8" and m.raw == message(3) and m.pairs()[2] == (35, b"8")
     assert parse(build("FIX.4.4", "XZ", 1, "A", "B", [])).msg_type == "XZ"
     assert _FRAME_HEAD.match(message(3)) is not None
+    assert parse(b"8=FIX.4.4\x019=5\x0135=\x0110=000\x01").msg_type == ""
+    with pytest.raises(ValueError, match="no MsgType"):
+        parse(b"8=FIX.4.4\x019=5\x0149=A\x0110=000\x01")

@@ -243,11 +243,10 @@ def parse(raw: bytes) -> FixMessage:
     The framer already checked BodyLength, CheckSum and the first three fields; this only locates
     MsgType. Raises ValueError when there is no MsgType.
     """
-    i = raw.find(b"\x0135=")
-    if i < 0:
+    _, found, rest = raw.partition(b"\x0135=")  # one-argument C calls: cheaper than find + find + slice
+    if not found:
         raise ValueError("no MsgType (35)")
-    i += 4
-    mt = raw[i : raw.find(b"\x01", i)]
+    mt = rest.partition(b"\x01")[0]
     try:
         msg_type = _MSG_TYPES[mt]
     except KeyError:
@@ -317,6 +316,7 @@ class FixFramer:
         find = buf.find
         match = _FRAME_HEAD.match
         want_of = _TRAILER_WANT.get
+        ascii_buf = buf.isascii()  # one C pass over the read instead of one call per frame
         while pos < n:
             # Fastest path, frames back to back: one regex match for 8, 9 and the start of 35, the trailer's
             # 8 bytes looked up, the CheckSum from one adler32 call (exact when the frame's byte sum stays
@@ -330,7 +330,7 @@ class FixFramer:
                     want = want_of(frame[-8:])
                     if want is not None and (
                         adler32(frame) & 255 == want
-                        if stop - pos <= 515 and frame.isascii()
+                        if stop - pos <= 515 and (ascii_buf or frame.isascii())
                         else (byte_sum(frame) + 1) & 255 == want
                     ):
                         out.append(frame)

@@ -116,14 +116,7 @@ class OrderTracker:
         if o is None:
             return
         if ev.leaves_qty <= 0:
-            del self.orders[key]  # _remove's work, in line (every closing fill)
-            o.sides[o.idx] -= o.leaves
-            per_symbol = self.per_symbol
-            n = per_symbol[o.symbol] - 1
-            if n:
-                per_symbol[o.symbol] = n
-            else:
-                del per_symbol[o.symbol]
+            self._remove(key)
         else:
             o.sides[o.idx] += ev.leaves_qty - o.leaves
             o.leaves = ev.leaves_qty

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from engines.events import jsonable
 from engines.risk.events import DESK, TradingState
 from engines.risk.state import ScopeError, parse_scope
 
@@ -125,6 +126,9 @@ class ControlApi:
             "positions": risk.positions.snapshot() if risk else [],
             "bots": {name: _safe_status(bot) for name, bot in bots.items()},
             "venues": {name: bool(v.connected) for name, v in desk.router.venues.items()},
+            # every engine's own status (as in the headless status line): its state, and e.g. which
+            # order book the matching engine runs ("book_impl")
+            "engines": {e.name: jsonable(_safe_status(e)) for e in desk.engines},
         }
         return JSONResponse(out)
 

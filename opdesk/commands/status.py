@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +27,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"desk {r['desk']} (pid {r['pid']}): {r['desk_state'].upper()}")
         for scope, state in sorted(r["states"].items()):
             print(f"  {scope}: {state.upper()}")
+        books = _matching_engines(r.get("engines") or {})
         for venue, up in sorted(r["venues"].items()):
-            print(f"  venue {venue}: {'connected' if up else 'DISCONNECTED'}")
+            engine = books.pop(venue, "")
+            print(f"  venue {venue}: {'connected' if up else 'DISCONNECTED'}{' · ' + engine if engine else ''}")
+        for venue, engine in sorted(books.items()):  # a matching engine without a routed venue
+            print(f"  venue {venue} (not routed): {engine}")
         for p in r["pending_cancels"]:
             print(f"  PENDING cancel {p['order']} ({p['reason']}, {p['attempts']} retries)")
         for pos in r["positions"]:
@@ -41,3 +46,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return run_guarded(go, args)
+
+
+#: ``book_impl`` in the matching engine's status → what the operator reads
+BOOK_IMPL = {"compiled": "compiled order book", "python": "pure-Python order book"}
+
+
+def _matching_engines(engines: dict[str, Any]) -> dict[str, str]:
+    """venue → "matching engine <state>, <which order book>" for every engine that reports a book."""
+    out: dict[str, str] = {}
+    for name, st in engines.items():
+        if isinstance(st, dict) and "book_impl" in st:
+            impl = BOOK_IMPL.get(str(st["book_impl"]), f"{st['book_impl']} order book")
+            out[str(st.get("venue", name))] = f"{name} engine {st.get('state', '?')}, {impl}"
+    return out

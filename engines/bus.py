@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], None]
 Policy = Literal["conflate", "lossless", "auto"]
+# (stand-in's event class or None, handlers, None or (keyed?, MRO, queues)): see Bus._route
+_Route = tuple["type | None", tuple[Handler, ...], "tuple[bool, tuple[type, ...], tuple[EventQueue, ...]] | None"]
 
 # Frozen events are stamped through their slot descriptors: cheaper than object.__setattr__.
 _set_seq = Event.__dict__["seq"].__set__
@@ -218,9 +220,9 @@ class Bus:
         self._subs: dict[type[Event], list[Subscription]] = {}
         self._keyed: dict[tuple[type[Event], Any], list[Subscription]] = {}
         self._queues: list[EventQueue] = []
-        # Per concrete type published: (handlers for its event class and the class's bases, queues
-        # interested, keyed?, the event class: the type itself, or what an unfrozen stand-in stands for)
-        self._routes: dict[type, tuple[tuple[Handler, ...], tuple[EventQueue, ...], bool, type]] = {}
+        # Per concrete type published, see _route. Any (un)subscription empties it in place, so a
+        # lookup per event sees a change at the next event, also in the middle of a publish_many.
+        self._routes: dict[type, _Route] = {}
         self.errors = 0
 
     # --- subscribing ----------------------------------------------------------------------------------
@@ -259,7 +261,13 @@ class Bus:
         self._routes.clear()
 
     # --- publishing ------------------------------------------------------------------------------------
-    def _route(self, tp: type) -> tuple[tuple[Handler, ...], tuple[EventQueue, ...], bool, type]:
+    def _route(self, tp: type) -> _Route:
+        """``(stand_in_cls, handlers, extra)`` for events of concrete type ``tp``, cached.
+
+        ``stand_in_cls`` is None for an event class itself; for an unfrozen stand-in (see
+        :func:`register_unfrozen`), the class it becomes. ``handlers``: the plain subscribers of the
+        event class and its bases. ``extra`` is None when that is all (the common shape: one check per
+        event); else ``(keyed?, the class's MRO, queues interested)``."""
         cls = _UNFROZEN.get(tp, tp)
         mro = cls.__mro__
         handlers: list[Handler] = []
@@ -268,7 +276,8 @@ class Bus:
                 handlers.append(sub.handler)
         queues = tuple(q for q in self._queues if any(t in mro for t in q.types))
         keyed = any(k[0] in mro for k in self._keyed)
-        route = (tuple(handlers), queues, keyed, cls)
+        extra = (keyed, mro, queues) if keyed or queues else None
+        route = (None if cls is tp else cls, tuple(handlers), extra)
         self._routes[tp] = route
         return route
 
@@ -276,28 +285,34 @@ class Bus:
         """Stamp ``seq`` and ``ts`` and deliver synchronously; returns the stamped event (an unfrozen
         stand-in, see :func:`register_unfrozen`, is made its event class first)."""
         seq = self.seq = self.seq + 1
-        _set_seq(event, seq)
-        _set_ts(event, self._time_ns())
-        tp = type(event)
-        route = self._routes.get(tp) or self._route(tp)
-        cls = route[3]
-        if cls is not tp:
+        try:
+            cls, handlers, extra = self._routes[type(event)]
+        except KeyError:
+            cls, handlers, extra = self._route(type(event))
+        if cls is None:
+            _set_seq(event, seq)
+            _set_ts(event, self._time_ns())
+        else:  # a stand-in: plain stores, then it becomes the frozen event
+            event.seq = seq
+            event.ts = self._time_ns()
             event.__class__ = cls
-        for handler in route[0]:
+        for handler in handlers:
             try:
                 handler(event)
             except Exception:
                 self._handler_failed(handler, event)
-        if route[2]:
-            key = event.key()
-            for base in cls.__mro__:
-                for sub in self._keyed.get((base, key), ()):
-                    try:
-                        sub.handler(event)
-                    except Exception:
-                        self._handler_failed(sub.handler, event)
-        for q in route[1]:
-            q.offer(event)
+        if extra is not None:
+            keyed, mro, queues = extra
+            if keyed:
+                key = event.key()
+                for base in mro:
+                    for sub in self._keyed.get((base, key), ()):
+                        try:
+                            sub.handler(event)
+                        except Exception:
+                            self._handler_failed(sub.handler, event)
+            for q in queues:
+                q.offer(event)
         return event
 
     def publish_many(self, events: list[Event]) -> None:
@@ -316,41 +331,35 @@ class Bus:
         if not events:
             return
         ts = self._time_ns()
-        seq = self.seq
         routes = self._routes
-        set_seq = _set_seq
-        set_ts = _set_ts
-        last_type: type | None = None
-        # (handlers, queues, keyed, cls: set by the first event, whose type is never None)
-        handlers: tuple[Handler, ...]
-        queues: tuple[EventQueue, ...]
-        keyed: bool
-        cls: type
         for event in events:
-            seq += 1
-            tp = type(event)
-            if tp is not last_type:  # runs of one type (a kill's cancels) look their route up once
-                handlers, queues, keyed, cls = routes.get(tp) or self._route(tp)
-                last_type = tp
-            if cls is tp:
-                set_seq(event, seq)
-                set_ts(event, ts)
+            # Re-entrancy needs no check after the subscribers: the route is looked up per event in
+            # the cache that (un)subscribing empties in place (one dict lookup, cheaper than keeping
+            # the last route and checking whether it still holds), and the counter is read back from
+            # the bus per event, so events a subscriber published meanwhile keep their numbers.
+            try:
+                cls, handlers, extra = routes[type(event)]
+            except KeyError:
+                cls, handlers, extra = self._route(type(event))
+            # the counter is written back before any subscriber runs (one may publish)
+            if cls is None:
+                seq = self.seq = self.seq + 1
+                _set_seq(event, seq)
+                _set_ts(event, ts)
             else:  # a stand-in: plain stores, then it becomes the frozen event
-                event.seq = seq
+                event.seq = self.seq = self.seq + 1
                 event.ts = ts
                 event.__class__ = cls
-            if handlers or keyed or queues:
-                # a subscriber may publish or subscribe in the middle: the counter is written back
-                # before any subscriber runs, and counter and route are read again after
-                self.seq = seq
-                for handler in handlers:
-                    try:
-                        handler(event)
-                    except Exception:
-                        self._handler_failed(handler, event)
+            for handler in handlers:
+                try:
+                    handler(event)
+                except Exception:
+                    self._handler_failed(handler, event)
+            if extra is not None:
+                keyed, mro, queues = extra
                 if keyed:
                     key = event.key()
-                    for base in cls.__mro__:
+                    for base in mro:
                         for sub in self._keyed.get((base, key), ()):
                             try:
                                 sub.handler(event)
@@ -358,10 +367,6 @@ class Bus:
                                 self._handler_failed(sub.handler, event)
                 for q in queues:
                     q.offer(event)
-                if self.seq != seq or tp not in routes:  # published or (un)subscribed meanwhile
-                    seq = self.seq
-                    last_type = None
-        self.seq = seq
 
     def _handler_failed(self, handler: Handler, event: Event) -> None:
         self.errors += 1

@@ -52,13 +52,20 @@ async def test_new_orders_go_in_line_and_reports_wait_for_the_journal(journaled:
 
     gateway._spawn = counting_spawn
     flushed_before_send: list[bool] = []
-    send_now = gateway._send_now
+    ops_at_report: dict[int, int] = {}
+    send, send_now = gateway._send, gateway._send_now
+
+    def noting_send(session, msg):  # type: ignore[no-untyped-def]
+        ops_at_report[id(msg)] = matching.ops  # the engine operations up to the one this report is about
+        send(session, msg)
 
     def checking_send_now(session, msg):  # type: ignore[no-untyped-def]
-        # Everything the engine did so far is committed when a report leaves.
-        flushed_before_send.append(not matching.journal.pending)
+        # Everything the engine did up to the report's own operation is committed when the report leaves
+        # (the journal's ``ops`` counter as last written); later operations may still be pending.
+        flushed_before_send.append(matching.journal.next_ids[2] >= ops_at_report[id(msg)])
         send_now(session, msg)
 
+    gateway._send = noting_send
     gateway._send_now = checking_send_now
     c = await connect(journaled)
     # One read on the desk's side: a resting buy, its cancel (a task: awaits the journal), a new order

@@ -29,13 +29,13 @@ class BotDetailScreen(ModalScreen[None]):
     BotDetailScreen.-narrow Sparkline { display: none; }
     BotDetailScreen > Vertical {
         width: 120; max-width: 95%; height: auto; max-height: 95%;
-        border: thick $primary; background: $surface; padding: 1 2;
+        border: thick $primary; background: $surface; padding: 1 1;
     }
     BotDetailScreen #head { text-style: bold; margin-bottom: 1; }
     BotDetailScreen Horizontal { height: auto; }
     BotDetailScreen DataTable { height: auto; max-height: 24; width: 1fr; margin-right: 1; }
-    BotDetailScreen #params { width: 3fr; }
-    BotDetailScreen #status { width: 2fr; }
+    BotDetailScreen #params { width: 1fr; }
+    BotDetailScreen #status { width: auto; }
     BotDetailScreen Sparkline { height: 3; margin-top: 1; }
     """
 
@@ -64,17 +64,35 @@ class BotDetailScreen(ModalScreen[None]):
             params.add_row(k, str(v))
         table = self.query_one("#status", DataTable)
         table.add_columns("status", "value")
-        status = self.model.bots.get(self.bot) or self.model.grids.get(self.bot)
-        if status is not None and dataclasses.is_dataclass(status):
-            for f in dataclasses.fields(status):
-                if f.name in ("seq", "ts", "levels"):
-                    continue
-                value = getattr(status, f.name)
-                text = f"{value:,.4f}" if isinstance(value, float) else str(getattr(value, "value", value))
-                table.add_row(f.name, text)
+        for k, text in _status_rows(self.model.bots.get(self.bot) or self.model.grids.get(self.bot)):
+            table.add_row(k, text)
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def _status_rows(status: Any) -> list[tuple[str, str]]:
+    """The status event's fields as (name, text) rows. ``limits`` (usage of each risk limit, 1.0 = at the
+    limit) one row per limit as a percentage: the dict in one cell made the table scroll sideways."""
+    rows: list[tuple[str, str]] = []
+    if status is None or not dataclasses.is_dataclass(status):
+        return rows
+    for f in dataclasses.fields(status):
+        if f.name in ("seq", "ts", "levels"):
+            continue
+        value = getattr(status, f.name)
+        if f.name == "limits" and isinstance(value, dict):
+            rows += [(f"limits.{k}", f"{v:.0%} used" if isinstance(v, (int, float)) else str(v))
+                     for k, v in value.items()]
+        elif isinstance(value, dict):
+            rows += [(k, _text(v)) for k, v in _flat(value, f"{f.name}.")]
+        else:
+            rows.append((f.name, _text(value)))
+    return rows
+
+
+def _text(value: Any) -> str:
+    return f"{value:,.4f}" if isinstance(value, float) else str(getattr(value, "value", value))
 
 
 def _flat(params: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from textual import on
+from textual import events, on
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
@@ -24,6 +24,7 @@ from textual.screen import ModalScreen, Screen
 
 from console.actions import ActionUnavailable, DeskActions
 from console.commands import DeskCommands
+from console.keys_panel import WIDE_DESK, KeysPanel, desk_width, keys_panel_open
 from console.logsink import ModelLogHandler
 from console.model import DeskModel
 from console.panels.base import Panel
@@ -171,12 +172,24 @@ class OpdeskApp(App[int]):
         book = self.main.query_one(OrderBookPanel)
         if self.model.symbols:
             book.select(self.model.symbols[0])
+        self.read_desk_status()
         self.apply_layout()
+
+    def read_desk_status(self) -> None:
+        """What the engines report only in ``status()`` (the matching engine's order book) into the model;
+        the remote console gets the same from each snapshot."""
+        if self.desk is None:
+            return
+        try:
+            self.model.set_desk_status(self.desk.status())
+        except Exception:  # an engine's status() failing must not take the console down
+            log.exception("desk status failed")
 
     async def _start_desk(self) -> None:
         try:
             await self.desk.start()
             self._desk_started = True
+            self.read_desk_status()
         except Exception as exc:
             log.exception("desk failed to start")
             self.toast(f"desk failed to start: {exc}", title="Desk", severity="error", timeout=10)
@@ -227,7 +240,9 @@ class OpdeskApp(App[int]):
         if not self._main_ready:
             return
         main = self.main
-        narrow = main.size.width and main.size.width < 120
+        # by the width the panels get: the keys panel (f1) takes its columns off the screen's
+        width = desk_width(main)
+        narrow = width and width < WIDE_DESK
         zoom = self.zoomed or ("book" if narrow else "")
         main.set_class(bool(zoom), "-zoom")
         for panel in self.panels:
@@ -245,7 +260,10 @@ class OpdeskApp(App[int]):
         self.model.mark_all_dirty()
         self.call_after_refresh(self.refresh_panels)
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
+        for screen in self.screen_stack:
+            for keys in screen.query(KeysPanel):
+                keys.fit(event.size.width)  # (runs before App updates self.size)
         self.call_after_refresh(self.apply_layout)
 
     # --- urgent events -------------------------------------------------------------------------------
@@ -562,10 +580,15 @@ class OpdeskApp(App[int]):
         )
 
     def action_toggle_keys(self) -> None:
-        if self.screen.query("HelpPanel"):
+        if keys_panel_open(self.screen):
             self.action_hide_help_panel()
         else:
             self.action_show_help_panel()
+
+    def action_show_help_panel(self) -> None:
+        """F1's keys panel (and the palette's "Keys"): ours, sized so the desk beside it stays usable."""
+        if not self.screen.query("HelpPanel"):
+            self.screen.mount(KeysPanel())
 
     def set_theme(self, name: str) -> None:
         self.theme = name

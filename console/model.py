@@ -176,6 +176,8 @@ class DeskModel:
         self.breaches = 0
         # engines
         self.engines: dict[str, str] = {}
+        #: venue → the order book its matching engine runs ("compiled" / "python"), from the desk's status
+        self.venue_books: dict[str, str] = {}
         # log
         self.log: deque[LogEntry] = deque(maxlen=log_size)
         self.log_seq = 0
@@ -279,6 +281,17 @@ class DeskModel:
 
     def mark_all_dirty(self) -> None:
         self.dirty.update(PANELS)
+
+    def set_desk_status(self, status: dict[str, Any]) -> None:
+        """Take what only the engines' ``status()`` says (not their events) from ``Desk.status()`` or its
+        JSON form (a remote snapshot): which order book each matching engine runs (``book_impl``)."""
+        books: dict[str, str] = {}
+        for name, st in (status.get("engines") or {}).items():
+            if isinstance(st, dict) and st.get("book_impl"):
+                books[str(st.get("venue") or name)] = str(st["book_impl"])
+        if books != self.venue_books:
+            self.venue_books = books
+            self.dirty.add("book")
 
     # --- queries -------------------------------------------------------------------------------------
     def desk_state(self) -> str:

@@ -81,6 +81,7 @@ class RemoteConsoleApp(OpdeskApp):
         )
         for ev in events:  # replayed quietly: a snapshot is state, not news to toast
             model.apply(ev)
+        model.set_desk_status(status)
         model.urgent.extend(self.model.urgent)
         model.link = self.link  # type: ignore[attr-defined]
         self.model = model

@@ -57,6 +57,9 @@ def seeded_config(data_dir: Path, **ui: Any) -> DeskConfig:
         desk={"name": "demo", "data_dir": str(data_dir)},
         instruments=INSTRUMENTS,
         sim={"enabled": True, "seed": 7, "tick_hz": 4.0},
+        # The pure-Python book: the same screen whether or not this checkout has a current compiled build
+        # (the ladder's header names the book the matching engine runs).
+        matching={"compiled_book": "off"},
         mm=MM,
         grid=GRID,
         ui={"refresh_hz": 15.0, "theme": "opdesk-dark", "keymap": {}, "confirm_panic_kill": True, **ui},

@@ -89,6 +89,13 @@ def test_halted_desk(snap_compare: Any, tmp_path: Any, size: str) -> None:
     assert snap_compare(app, press=["escape"], terminal_size=SIZES[size], run_before=run_before)
 
 
+# --- F1's keys panel beside the desk (console/keys_panel.py) -----------------------------------------------
+@pytest.mark.parametrize("size", SIZES)
+def test_keys_panel(snap_compare: Any, tmp_path: Any, size: str) -> None:
+    app, run_before = make(tmp_path)
+    assert snap_compare(app, press=["f1"], terminal_size=SIZES[size], run_before=run_before)
+
+
 # --- detail screens ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("size", SIZES)
 def test_fix_inspector(snap_compare: Any, tmp_path: Any, size: str) -> None:

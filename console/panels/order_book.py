@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 
 EIGHTHS = " ▏▎▍▌▋▊▉█"
 
+#: the ladder's columns close up below this width (see Ladder.build)
+COMPACT_BELOW = 54
+
+#: the matching engine's ``book_impl`` → the ladder header's words for it
+BOOK_IMPL = {"compiled": "compiled book", "python": "pure-Python book"}
+BOOK_IMPL_SHORT = {"compiled": "compiled book", "python": "Python book"}  # when the long one does not fit
+
 
 def _bar(width: int, fraction: float) -> str:
     cells = max(0.0, min(1.0, fraction)) * width
@@ -32,6 +39,11 @@ def _bar(width: int, fraction: float) -> str:
     part = int((cells - full) * 8)
     text = "█" * full + (EIGHTHS[part] if part and full < width else "")
     return text.ljust(width)
+
+
+def _elide(text: str, width: int) -> str:
+    """``text`` if it fits in ``width`` cells, else cut with a closing "…" (never silently cut)."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
 def _cut(text: str, width: int, *, right: bool = False) -> str:
@@ -119,14 +131,28 @@ class Ladder(Widget, can_focus=True):
         def qty(lots: int) -> str:
             return grouped(inst.qty(lots)) if inst else str(lots)
 
+        depth = model.depth.get(sym)
+        bbo = model.bbo.get(sym)
+
         n = len(model.symbols)
         idx = model.symbols.index(sym) + 1 if sym in model.symbols else 0
         ref = model.prices.get(sym)
         ref_text = f"ref {grouped(ref)}" if ref is not None else "ref —"
-        line((f" {sym} ", S("spread")), (f"[{idx}/{n}] ", S("muted")), (ref_text, None))
-
-        depth = model.depth.get(sym)
-        bbo = model.bbo.get(sym)
+        head = f" {sym} [{idx}/{n}] {ref_text}"
+        # Right of the header: the venue whose book this is and which order book its matching engine
+        # runs (compiled or pure Python), when it fits.
+        books = model.venue_books
+        venue = getattr(depth, "venue", None) or (next(iter(books)) if len(books) == 1 else None)
+        impl = books.get(venue) if venue else None
+        engine, gap = "", 0
+        for words in (BOOK_IMPL, BOOK_IMPL_SHORT) if impl else ():
+            engine = f"{venue} · {words.get(impl, f'{impl} book')} "
+            gap = width - len(head) - len(engine)
+            if gap >= 2:
+                break
+            engine, gap = "", 0
+        line((f" {sym} ", S("spread")), (f"[{idx}/{n}] ", S("muted")), (ref_text, None), (" " * gap, None),
+             (engine, S("muted")))
         bids = list(depth.bids) if depth else []
         asks = list(depth.asks) if depth else []
         if bbo is not None and not depth:
@@ -142,7 +168,10 @@ class Ladder(Widget, can_focus=True):
         bids, asks = bids[:k], asks[:k]
 
         own = model.own_levels(sym)
-        w_side, w_own, w_px, w_qty, w_cum = 5, 10, 12, 9, 9
+        # Narrower than COMPACT_BELOW (the book beside the f1 keys panel at 80 columns) the columns close
+        # up, so every figure and the trade lines' owners still fit whole.
+        compact = width < COMPACT_BELOW
+        w_side, w_own, w_px, w_qty, w_cum = (5, 10, 9, 8, 8) if compact else (5, 10, 12, 9, 9)
         bar_w = max(0, width - (w_side + w_own + w_px + w_qty + w_cum + 2))
         line(
             (_cut(" ", w_side), S("header")),
@@ -167,7 +196,7 @@ class Ladder(Widget, can_focus=True):
 
         def level(side: str, price: int, size: int, cum: int) -> None:
             owners = own.get((side, price))
-            mark = ("◆" + owners[0] + ("+" if len(owners) > 1 else ""))[: w_own - 1] if owners else ""
+            mark = _elide("◆" + owners[0] + ("+" if len(owners) > 1 else ""), w_own - 1) if owners else ""
             tag = "ask" if side == "sell" else "bid"
             colour = S("ask") if side == "sell" else S("bid")
             bar_style = S("ask-bar") if side == "sell" else S("bid-bar")
@@ -212,15 +241,17 @@ class Ladder(Widget, can_focus=True):
         if trades_rows:
             line((" last trades", S("header")))
             trades = list(model.trades.get(sym, ()))[-trades_rows:]
+            t_px, t_qty, sep = (w_px, w_qty - 1, " ") if compact else (w_px, w_qty + 1, "  ")
             for t in reversed(trades):
                 aggr = getattr(t.aggressor, "value", t.aggressor)
                 buy = aggr == "buy"
+                room = width - (10 + 6 + t_px + t_qty + len(sep))
                 line(
                     (f" {clock(t.ts)} ", S("muted")),
                     ("▲ buy " if buy else "▼ sell", S("bid") if buy else S("ask")),
-                    (_cut(px(t.price), w_px, right=True), None),
-                    (_cut(qty(t.qty), w_qty + 1, right=True), None),
-                    (f"  {t.maker_owner}←{t.taker_owner}"[: max(0, width - 35)], S("muted")),
+                    (_cut(px(t.price), t_px, right=True), None),
+                    (_cut(qty(t.qty), t_qty, right=True), None),
+                    (sep + _elide(f"{t.maker_owner}←{t.taker_owner}", room) if room > 1 else "", S("muted")),
                 )
         # A constant number of lines: a line that was drawn before is always redrawn (blank if unused).
         while len(lines) < height:

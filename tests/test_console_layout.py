@@ -1,0 +1,150 @@
+"""Console layout through Textual's Pilot: the order book names the book the matching engine runs, F1's
+keys panel leaves the desk usable at 80x24 and keeps the two-column layout on wide terminals, and bot
+detail fits its tables without sideways scrolling at every width."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual.widgets import DataTable
+
+from console.format import clock, grouped
+from console.keys_panel import KeysPanel, keys_panel_width
+from console.panels.order_book import OrderBookPanel
+from engines.marketdata import Trade
+from engines.orders import Side
+from tests.test_console_pilot import console, settle
+
+
+def ladder_lines(app: Any) -> list[str]:
+    ladder = app.main.query_one(OrderBookPanel).ladder
+    return [strip.text for strip in ladder._strips]
+
+
+def keys_panels(app: Any) -> list[KeysPanel]:
+    return list(app.screen.query(KeysPanel))
+
+
+# --- which order book the matching engine runs -------------------------------------------------------------
+async def test_book_header_names_the_order_book_the_matching_engine_runs(tmp_path: Any) -> None:
+    async with console(tmp_path, size=(80, 24)) as (app, desk, pilot):
+        assert desk.engine("matching").status()["book_impl"] == "python"  # the seeded desk: compiled_book off
+        assert app.model.venue_books == {"sim": "python"}
+        head = ladder_lines(app)[0]
+        assert head.startswith(" BTC-USD [1/2] ref ")
+        assert head.endswith("sim · pure-Python book ")
+        # the remote console's path: the desk status of a snapshot (JSON), here a compiled book
+        app.model.set_desk_status({"desk": "demo", "engines": {
+            "matching": {"state": "running", "venue": "sim", "book_impl": "compiled"},
+            "risk": {"state": "running"},
+        }})
+        assert "book" in app.model.dirty
+        await settle(app, pilot)
+        assert ladder_lines(app)[0].endswith("sim · compiled book ")
+
+
+# --- F1's keys panel -----------------------------------------------------------------------------------------
+async def test_keys_panel_at_80x24_leaves_the_book_whole(tmp_path: Any) -> None:
+    async with console(tmp_path, size=(80, 24)) as (app, desk, pilot):
+        inst = desk.instruments["BTC-USD"]
+        # the live desk's trades: the market maker against the simulated takers, and a longer pair
+        last = list(app.model.trades["BTC-USD"])[-1]
+        for i, (maker, taker) in enumerate((("mm-btc", "sim-takers"), ("fix:DESKCLIENT", "mm-btc"))):
+            desk.bus.publish(Trade(symbol="BTC-USD", trade_id=900 + i, price=last.price + i, qty=17,
+                                   aggressor=Side.SELL, maker_order_id=1, taker_order_id=2, maker_owner=maker,
+                                   taker_owner=taker, maker_fee=0.0, taker_fee=0.0))
+        await settle(app, pilot)
+        assert app.main.query_one(OrderBookPanel).region.width == 80
+        await pilot.press("f1")
+        await settle(app, pilot)
+        (keys,) = keys_panels(app)
+        assert keys.region.width == keys_panel_width(80) == 28
+        book = app.main.query_one(OrderBookPanel)
+        assert book.region.width == 52 and book.region.right == keys.region.x
+        lines = ladder_lines(app)
+        width = book.ladder.size.width
+        assert width == 50 and all(len(line) == width for line in lines)
+        assert lines[0].endswith("sim · Python book ")  # the short words where the long ones do not fit
+        # every level whole: side, own mark, price, size
+        levels = [line for line in lines if line.startswith((" ask ", " bid "))]
+        assert levels and all(line.split()[0] in ("ask", "bid") for line in levels)
+        assert any("◆operator " in line for line in levels) and any("◆mm-btc " in line for line in levels)
+        # every trade line: time, aggressor, price, size, and the owners whole or visibly elided
+        trades = list(app.model.trades["BTC-USD"])[::-1]
+        start = lines.index(" last trades" + " " * (width - 12)) + 1
+        shown = [line for line in lines[start:] if line.strip()]
+        assert shown[0] == (f" {clock(trades[0].ts)} ▼ sell{grouped(inst.price(last.price + 1)):>9}"
+                            f"{grouped(inst.qty(17)):>7} fix:DESKCLIENT←m…")
+        assert shown[1].endswith(f"{grouped(inst.qty(17)):>7} mm-btc←sim-takers")
+        for line, t in zip(shown, trades):
+            assert line.startswith(f" {clock(t.ts)} {'▲ buy ' if t.aggressor is Side.BUY else '▼ sell'} ")
+            assert f" {grouped(inst.price(t.price))} " in line
+        # the panel says how to close it (the footer beside it has no room for f1)
+        assert "f1 hides the keys" in str(keys.query_one("#keys-hint").render())
+        await pilot.press("f1")
+        await settle(app, pilot)
+        assert keys_panels(app) == [] and app.main.query_one(OrderBookPanel).region.width == 80
+        assert ladder_lines(app)[0].endswith("sim · pure-Python book ")
+
+
+async def test_keys_panel_keeps_the_two_column_layout_at_160(tmp_path: Any) -> None:
+    async with console(tmp_path, size=(160, 48)) as (app, _desk, pilot):
+        right = app.main.query_one("#right")
+        await pilot.press("f1")
+        await settle(app, pilot)
+        (keys,) = keys_panels(app)
+        assert keys.region.width == 40
+        assert not app.main.has_class("-zoom")
+        assert app.main.query_one("#left").region.width == 58
+        assert right.display and right.region.width == 62 and right.region.right == keys.region.x
+        await pilot.press("f1")
+        await settle(app, pilot)
+        assert right.region.width == 102
+
+
+async def test_keys_panel_shows_one_panel_when_the_desk_is_left_under_120(tmp_path: Any) -> None:
+    async with console(tmp_path, size=(130, 40)) as (app, _desk, pilot):
+        assert not app.main.has_class("-zoom")
+        await pilot.press("f1")
+        await settle(app, pilot)
+        (keys,) = keys_panels(app)
+        assert keys.region.width == 30
+        # 100 columns left: one panel at a time, as on a 100-column terminal, not a 40-column right column
+        assert app.main.has_class("-zoom") and not app.main.query_one("#right").display
+        assert app.main.query_one(OrderBookPanel).region.width == 100
+        await pilot.resize_terminal(200, 50)  # wide enough again with the panel open
+        await settle(app, pilot)
+        assert keys.region.width == 60 and not app.main.has_class("-zoom")
+        await pilot.resize_terminal(80, 24)
+        await settle(app, pilot)
+        assert keys.region.width == 28 and app.main.query_one(OrderBookPanel).region.width == 52
+        app.action_hide_help_panel()  # the palette's "Hide keys" is the same action
+        await settle(app, pilot)
+        await pilot.resize_terminal(130, 40)
+        await settle(app, pilot)
+        assert keys_panels(app) == [] and not app.main.has_class("-zoom")
+        app.action_show_help_panel()  # and its "Show keys": our panel, not Textual's
+        await settle(app, pilot)
+        assert len(keys_panels(app)) == 1 and app.main.has_class("-zoom")
+
+
+# --- bot detail ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("size", [(80, 24), (109, 40), (110, 40), (120, 40), (160, 48), (200, 50)],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_bot_detail_tables_fit_without_sideways_scrolling(tmp_path: Any, size: tuple[int, int]) -> None:
+    async with console(tmp_path, size=size) as (app, _desk, pilot):
+        await pilot.press("2", "enter")
+        await pilot.pause()
+        params = app.screen.query_one("#params", DataTable)
+        status = app.screen.query_one("#status", DataTable)
+        for table in (params, status):
+            assert table.max_scroll_x == 0, table.id  # every column whole, no sideways scrolling
+        if size[0] < 110:
+            assert params.region.y < status.region.y and params.region.width == status.region.width
+        else:
+            assert params.region.y == status.region.y and params.region.right < status.region.x
+        rows = [tuple(status.get_row_at(i)) for i in range(status.row_count)]
+        # the risk limits' usage one row each (a dict in one cell was what scrolled sideways)
+        assert ("limits.position", "30% used") in rows and ("limits.order_rate", "12% used") in rows
+        assert ("fills", "14") in rows and not any("{" in value for _, value in rows)

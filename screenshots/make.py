@@ -26,6 +26,7 @@ from console.seeded import seed, seeded_config, seeded_desk, start_engines, stop
 SHOTS: list[dict[str, Any]] = [
     {"name": "desk", "size": (160, 48)},
     {"name": "desk-80x24", "size": (80, 24)},
+    {"name": "keys-80x24", "size": (80, 24), "press": ["f1"]},
     {"name": "kill-confirm", "size": (160, 48), "press": ["ctrl+k", "enter"]},
     {"name": "kill-progress", "size": (160, 48), "kill": "desk"},
     {"name": "halted", "size": (160, 48), "kill": "desk", "press": ["escape"]},

@@ -44,6 +44,32 @@ async def test_book_header_names_the_order_book_the_matching_engine_runs(tmp_pat
         assert ladder_lines(app)[0].endswith("sim · compiled book ")
 
 
+async def test_remote_console_names_the_desks_order_book(tmp_path: Any) -> None:
+    """Attached to a real headless desk: the book comes from the snapshot's desk status."""
+    import json
+
+    from console.remote import RemoteConsoleApp
+    from engines.config import load_config
+    from engines.remote.client import LinkState
+    from tests.desk_process import DeskProcess
+    from tests.test_remote_console import until
+
+    desk = DeskProcess(tmp_path)
+    try:
+        desk.wait_log(lambda r: r.get("msg") == "desk running", timeout=60)
+        tokens = json.loads((tmp_path / "demo" / "remote-tokens.json").read_text())
+        viewer = next(t["token"] for t in tokens["tokens"] if t["role"] == "viewer")
+        app = RemoteConsoleApp(load_config(), tokens["url"], viewer)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app.link is LinkState.LIVE and bool(app.model.venue_books))
+            impl = (await app.client.command("status"))["engines"]["matching"]["book_impl"]
+            assert app.model.venue_books == {"sim": impl}
+            words = {"compiled": "compiled book", "python": "pure-Python book"}[impl]
+            await until(pilot, lambda: ladder_lines(app)[:1] and ladder_lines(app)[0].endswith(f"sim · {words} "))
+    finally:
+        desk.kill()
+
+
 # --- F1's keys panel -----------------------------------------------------------------------------------------
 async def test_keys_panel_at_80x24_leaves_the_book_whole(tmp_path: Any) -> None:
     async with console(tmp_path, size=(80, 24)) as (app, desk, pilot):

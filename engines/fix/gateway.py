@@ -602,13 +602,14 @@ class Gateway(Application):
         tif = _GTC
         key = (owner, cl)
         try:
-            fmt = self._formats_for(symbol)
-            qty = fmt.lots(qty_raw)
+            # The caches' hits in line (a miss converts, checks and remembers; lots and ticks are > 0)
+            fmt = self._formats.get(symbol) or self._formats_for(symbol)
+            qty = fmt._lots_in.get(qty_raw) or fmt.lots(qty_raw)
             if ord_type_code == b"2":
                 price_raw = get(44)
                 if not price_raw:
                     raise FieldNotFound(44)
-                price = fmt.ticks(price_raw)
+                price = fmt._ticks_in.get(price_raw) or fmt.ticks(price_raw)
             elif ord_type_code == b"1":
                 ord_type = _MARKET
             else:
@@ -1102,16 +1103,21 @@ class Gateway(Application):
         qtys = fmt._qtys
         leaves = max(0, order.qty - cum) if status in _OPEN_STATUSES else 0
         last_qty = ev.qty
+        prices = fmt._prices
+        px = ev.price
+        notional = order.notional
+        # fmt.avg's usual case in line: a whole number of ticks (every fill at one price), a cached text
+        avg = (prices.get(notional // cum) if notional % cum == 0 else None) if cum else b"0"
         return Prebuilt(
             "8",
             b"37=%d\x0111=%s\x0117=%s%d\x01150=F\x0139=%s\x01%s32=%s\x0131=%s\x01151=%s\x0114=%s\x016=%s\x01"
             b"60=%s\x0112=%s\x0113=3\x01851=%s\x01"
             % (
                 order_id, order.cl_ord_id.encode("latin-1"), self._exec_prefix_b, seq, _STATUS_BYTES[status], fixed,
-                qtys.get(last_qty) or fmt.qty(last_qty), fmt.price(ev.price),
+                qtys.get(last_qty) or fmt.qty(last_qty), prices.get(px) or fmt.price(px),
                 qtys.get(leaves) or fmt.qty(leaves), qtys.get(cum) or fmt.qty(cum),
-                fmt.avg(order.notional, cum) if cum else b"0", utc_timestamp(self.clock.time_ns()),
-                _amount(ev.fee), b"1" if ev.liquidity is _MAKER else b"2",
+                avg or fmt.avg(notional, cum), utc_timestamp(self.clock.time_ns()),
+                _AMOUNTS.get(ev.fee) or _amount(ev.fee), b"1" if ev.liquidity is _MAKER else b"2",
             ),
         )  # fmt: skip
 

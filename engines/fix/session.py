@@ -294,10 +294,14 @@ class Session:
 
         It is committed to the store and written by the flusher within this event-loop turn.
         """
-        if self._state is not SessionState.ACTIVE:
+        if self._state is not _ACTIVE:
             if not self.stores_offline:
                 raise SessionNotActive(f"{self.key} is {self._state.value}")
             return self._send_offline(msg)
+        if self.app is self._noop_to_app and isinstance(msg, Message):
+            # _outgoing in line for the usual case (an application without to_app): one report each
+            mt = msg.msg_type
+            return self._queue(_MT_BYTES.get(mt) or mt.encode("latin-1"), msg.body(), True)
         out = self._outgoing(msg)
         return 0 if out is None else self._queue(out[0], out[1], True)
 

@@ -1,9 +1,18 @@
-"""Bot detail: the bot's configured parameters and its latest status, field by field."""
+"""Bot detail: the bot's configured parameters and its latest status, field by field, kept live.
+
+The status table follows the desk model while the screen is open, in process and in the remote
+console alike: the app's refresh tick calls :meth:`BotDetailScreen.refresh_from` with the model it
+draws the panels from (a remote console swaps in a fresh model on each snapshot). The screen redraws
+only when the model holds a newer status event for the bot (events are immutable; a new one replaces
+the old in ``model.bots`` / ``model.grids``) or the bot's trading state changed, at most ``max_hz``
+times a second like the bots panel, and by changed cells (``update_cell``): the cursor, the scroll
+position and the focus stay where the operator left them.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,6 +26,9 @@ if TYPE_CHECKING:
 
 class BotDetailScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,enter", "close", "Close", id="bot.close")]
+
+    #: Live redraws per second at most (the bots panel's cap): a faster table is not read any better.
+    max_hz: ClassVar[float] = 4.0
 
     # Narrower than 110 columns the two tables are stacked, each the full width (side by side the long
     # values, a feed URL, were cut); the P&L sparkline is left to the bots panel.
@@ -44,17 +56,33 @@ class BotDetailScreen(ModalScreen[None]):
         self.model = model
         self.bot = name
         self.params = params
+        self._ready = False
+        self._status: Any = None  # the status event on screen (the model's, compared by identity)
+        self._head = ""
+        self._rows: dict[str, str] = {}  # status row key -> text on screen, in table order
+        self._points: list[float] = []
+        self._last_redraw: float | None = None
+        #: how many times new figures were drawn (tests and the console bench read it)
+        self.redraws = 0
+
+    def latest(self, model: DeskModel) -> Any:
+        """The bot's latest status event in ``model`` (an MM or a grid bot's), or None."""
+        return model.bots.get(self.bot) or model.grids.get(self.bot)
+
+    def _head_text(self, model: DeskModel, status: Any) -> str:
+        kind = type(status).__name__ if status is not None else "bot"
+        return f"{self.bot} · {kind} · trading state {model.states.get('bot:' + self.bot, 'active')}"
 
     def compose(self) -> ComposeResult:
-        status = self.model.bots.get(self.bot) or self.model.grids.get(self.bot)
-        kind = type(status).__name__ if status is not None else "bot"
+        self._status = status = self.latest(self.model)
+        self._head = self._head_text(self.model, status)
+        self._points = list(self.model.pnl.get(self.bot, ())) or [0.0]
         with Vertical():
-            yield Label(f"{self.bot} · {kind} · trading state {self.model.states.get('bot:' + self.bot, 'active')}",
-                        id="head")
+            yield Label(self._head, id="head")
             with Horizontal():
                 yield DataTable(id="params", cursor_type="row")
                 yield DataTable(id="status", cursor_type="row")
-            yield Sparkline(list(self.model.pnl.get(self.bot, ())) or [0.0])
+            yield Sparkline(self._points)
 
     def on_mount(self) -> None:
         params = self.query_one("#params", DataTable)
@@ -63,9 +91,67 @@ class BotDetailScreen(ModalScreen[None]):
         for k, v in _flat(self.params):
             params.add_row(k, str(v))
         table = self.query_one("#status", DataTable)
-        table.add_columns("status", "value")
-        for k, text in _status_rows(self.model.bots.get(self.bot) or self.model.grids.get(self.bot)):
-            table.add_row(k, text)
+        table.add_column("status", key="name")
+        table.add_column("value", key="value")
+        self._sync_rows(table, dict(_status_rows(self._status)))
+        self._last_redraw = self._now()
+        self._ready = True
+
+    def _now(self) -> float:
+        # The app's clock (the desk's): a test's ManualClock decides when the cap lets a redraw through.
+        clock = getattr(self.app, "clock", None)
+        return clock.monotonic() if clock is not None else 0.0
+
+    def refresh_from(self, model: DeskModel) -> None:
+        """Show the bot's latest figures (the app's refresh tick calls this while the screen is on top).
+
+        ``model`` is the one the panels are drawn from: a remote console replaces its model on every
+        snapshot, so the screen follows the argument, not the model it was opened with."""
+        if not self._ready:
+            return  # on_mount fills the tables
+        self.model = model
+        status = self.latest(model)
+        head = self._head_text(model, status)
+        if status is self._status and head == self._head:
+            return  # nothing new: no redraw
+        if getattr(self.app, "live", False):
+            now = self._now()
+            if self._last_redraw is not None and now - self._last_redraw < 1 / self.max_hz:
+                return  # still new on a later tick: drawn then
+            self._last_redraw = now
+        self._status = status
+        self.redraws += 1
+        if head != self._head:
+            self._head = head
+            self.query_one("#head", Label).update(head)
+        self._sync_rows(self.query_one("#status", DataTable), dict(_status_rows(status)))
+        points = list(model.pnl.get(self.bot, ())) or [0.0]
+        if points != self._points:
+            self._points = points
+            self.query_one(Sparkline).data = points
+
+    def _sync_rows(self, table: DataTable[Any], rows: dict[str, str]) -> None:
+        """Changed cells only, so the cursor, the scroll position and the focus stay put; the rows are
+        rebuilt (cursor row and scroll kept) only when the set of fields changes, e.g. the risk limits'
+        usage appearing, since a DataTable cannot insert a row in the middle."""
+        if list(rows) == list(self._rows):
+            for key, text in rows.items():
+                old = self._rows[key]
+                if text != old:
+                    # widen the column for a longer value; a shorter one leaves it (no jitter)
+                    table.update_cell(key, "value", text, update_width=len(text) > len(old))
+        else:
+            shown = list(self._rows)
+            selected = shown[table.cursor_row] if 0 <= table.cursor_row < len(shown) else None
+            scroll_x, scroll_y = table.scroll_x, table.scroll_y
+            table.clear()
+            for key, text in rows.items():
+                table.add_row(key, text, key=key)
+            if selected in rows:
+                table.move_cursor(row=table.get_row_index(selected), scroll=False)
+            if scroll_x or scroll_y:  # once the new rows are measured (scrolling clamps to their size)
+                table.call_after_refresh(table.scroll_to, scroll_x, scroll_y, animate=False)
+        self._rows = rows
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -1,0 +1,215 @@
+"""The bot detail screen stays live: new figures from the desk model (in process and in the remote
+console) are drawn into the open screen cell by cell, at most ``max_hz`` times a second on the desk's
+clock, without moving the cursor, the scroll position or the focus."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from textual.widgets import DataTable, Label, Sparkline
+
+from console.app import OpdeskApp, build_app
+from console.remote import RemoteConsoleApp
+from console.screens.bot_detail import BotDetailScreen
+from console.seeded import seed, seeded_config, seeded_desk, start_engines, stop_engines
+from engines.events import from_dict, to_dict
+from engines.mm.events import MMBotStatus
+from engines.risk.events import TradingState, TradingStateChanged
+
+SIZE = (160, 48)
+
+
+@asynccontextmanager
+async def console(tmp_path: Any, size: tuple[int, int] = SIZE, *, live: bool = False) -> AsyncIterator[tuple[OpdeskApp, Any, Any]]:
+    cfg = seeded_config(tmp_path)
+    desk = seeded_desk(cfg)
+    if live:  # the refresh timer runs (and the cap applies), on the seeded desk's ManualClock
+        app = OpdeskApp(cfg, desk, clock=desk.clock, live=True, start_desk=False)
+    else:
+        app = build_app(cfg, desk=desk, clock=desk.clock, live=False)
+    try:
+        async with app.run_test(size=size) as pilot:
+            engines = await start_engines(desk)
+            try:
+                seed(desk)
+                await pilot.pause()
+                app.refresh_panels()
+                await pilot.pause()
+                yield app, desk, pilot
+            finally:
+                await stop_engines(engines)
+    finally:
+        if live:
+            gc.unfreeze()  # (the live app freezes what it built; give it back to the collector)
+
+
+def cells(screen: Any) -> dict[str, str]:
+    table = screen.query_one("#status", DataTable)
+    return {str(row[0]): str(row[1]) for row in (table.get_row_at(i) for i in range(table.row_count))}
+
+
+def head(screen: Any) -> str:
+    return str(screen.query_one("#head", Label).render())
+
+
+async def open_detail(app: OpdeskApp, pilot: Any, bot: str = "mm-btc") -> BotDetailScreen:
+    app.show_bot_detail(bot)
+    await pilot.pause()
+    screen = app.screen
+    assert isinstance(screen, BotDetailScreen) and screen.bot == bot
+    return screen
+
+
+def moved(status: Any, **changes: Any) -> Any:
+    return dataclasses.replace(status, **changes)
+
+
+async def test_detail_shows_the_bots_new_figures_cell_by_cell(tmp_path: Any) -> None:
+    async with console(tmp_path) as (app, desk, pilot):
+        screen = await open_detail(app, pilot)
+        before = cells(screen)
+        assert (before["position"], before["realised"], before["fills"], before["state"]) == (
+            "0.1500", "25.0600", "14", "quoting")
+        assert before["limits.position"] == "30% used"
+        table = screen.query_one("#status", DataTable)
+        cleared: list[bool] = []
+        original_clear = table.clear
+        table.clear = lambda *a, **k: (cleared.append(True), original_clear(*a, **k))[1]  # type: ignore[method-assign]
+        focused = app.focused
+        assert focused is not None
+        desk.bus.publish(moved(app.model.bots["mm-btc"], state="paused", quoting=False, position=0.2, realised=30.0,
+                               unrealised=-1.5, fills=20, open_orders=0,
+                               limits={"position": 0.55, "order_rate": 0.12, "loss": 0.0}))
+        await pilot.pause()
+        app.refresh_panels()
+        await pilot.pause()
+        after = cells(screen)
+        assert (after["state"], after["quoting"], after["position"], after["realised"], after["unrealised"],
+                after["fills"], after["open_orders"], after["limits.position"]) == (
+            "paused", "False", "0.2000", "30.0000", "-1.5000", "20", "0", "55% used")
+        assert list(after) == list(before)  # same rows in the same order, cells updated in place
+        assert cleared == [] and app.focused is focused
+        assert screen.query_one(Sparkline).data[-1] == 28.5  # realised + unrealised, the P&L line
+        # the bot's trading state goes into the heading
+        desk.bus.publish(TradingStateChanged(scope="bot:mm-btc", state=TradingState.HALTED,
+                                             previous=TradingState.ACTIVE, reason="test", source="console"))
+        await pilot.pause()
+        app.refresh_panels()
+        await pilot.pause()
+        assert head(screen) == "mm-btc · MMBotStatus · trading state halted"
+        redraws = screen.redraws
+        for _ in range(3):  # nothing new in the model: nothing redrawn
+            app.refresh_panels()
+        assert screen.redraws == redraws
+
+
+async def test_detail_keeps_cursor_and_scroll_while_it_updates(tmp_path: Any) -> None:
+    # 80x24: the tables are stacked and the status table scrolls (8 rows high)
+    async with console(tmp_path, size=(80, 24)) as (app, desk, pilot):
+        screen = await open_detail(app, pilot)
+        table = screen.query_one("#status", DataTable)
+        table.focus()
+        await pilot.pause()
+        for _ in range(12):
+            await pilot.press("down")
+        await pilot.pause()
+        row, scroll_y = table.cursor_row, table.scroll_y
+        assert row == 12 and scroll_y > 0
+        desk.bus.publish(moved(app.model.bots["mm-btc"], fills=21, fees=4.0))
+        await pilot.pause()
+        app.refresh_panels()
+        await pilot.pause()
+        assert cells(screen)["fills"] == "21" and cells(screen)["fees"] == "4.0000"
+        assert (table.cursor_row, table.scroll_y, app.focused) == (row, scroll_y, table)
+        # a new field (a risk limit's usage appearing) rebuilds the rows: in the event's order, the
+        # cursor on the same field, the scroll where it was
+        selected = str(table.get_row_at(row)[0])
+        desk.bus.publish(moved(app.model.bots["mm-btc"],
+                               limits={"position": 0.3, "order_rate": 0.12, "loss": 0.0, "drawdown": 0.4}))
+        await pilot.pause()
+        app.refresh_panels()
+        await pilot.pause()
+        await pilot.pause()
+        keys = list(cells(screen))
+        assert keys[keys.index("limits.loss") + 1] == "limits.drawdown" and cells(screen)["limits.drawdown"] == "40% used"
+        assert str(table.get_row_at(table.cursor_row)[0]) == selected
+        assert (table.scroll_y, app.focused) == (scroll_y, table)
+
+
+async def test_grid_bot_detail_is_live_too(tmp_path: Any) -> None:
+    async with console(tmp_path) as (app, desk, pilot):
+        screen = await open_detail(app, pilot, "grid-eth")
+        assert (cells(screen)["round_trips"], cells(screen)["grid_profit"]) == ("7", "43.7500")
+        desk.bus.publish(moved(app.model.grids["grid-eth"], round_trips=8, grid_profit=50.0, state="paused"))
+        await pilot.pause()
+        app.refresh_panels()
+        await pilot.pause()
+        assert (cells(screen)["round_trips"], cells(screen)["grid_profit"], cells(screen)["state"]) == (
+            "8", "50.0000", "paused")
+        assert head(screen) == "grid-eth · GridBotStatus · trading state active"
+
+
+async def test_detail_redraws_at_most_max_hz_on_the_desk_clock(tmp_path: Any) -> None:
+    async with console(tmp_path, live=True) as (app, desk, pilot):
+        screen = await open_detail(app, pilot)
+        assert BotDetailScreen.max_hz == 4.0
+        desk.clock.advance(1.0)  # past the cap since it opened
+        desk.bus.publish(moved(app.model.bots["mm-btc"], fills=30))
+        await pilot.pause()
+        app.refresh_panels()
+        assert cells(screen)["fills"] == "30"
+        # within a quarter second of the last redraw: the new figure waits, however often the tick runs
+        desk.bus.publish(moved(app.model.bots["mm-btc"], fills=31))
+        await pilot.pause()
+        desk.clock.advance(0.2)
+        for _ in range(5):
+            app.refresh_panels()
+        assert cells(screen)["fills"] == "30"
+        desk.clock.advance(0.05)  # a quarter second since: the next tick (the app's own timer) draws it
+        await app.workers.wait_for_complete()
+        for _ in range(200):
+            if cells(screen)["fills"] == "31":
+                break
+            await pilot.pause(0.01)
+        assert cells(screen)["fills"] == "31"
+
+
+# --- the remote console ---------------------------------------------------------------------------------
+def over_the_wire(events: list[Any]) -> list[Any]:
+    return [from_dict(to_dict(ev)) for ev in events]
+
+
+async def test_remote_console_detail_follows_events_and_a_new_snapshot(tmp_path: Any) -> None:
+    cfg = seeded_config(tmp_path)
+    desk = seeded_desk(cfg)
+    recorded: list[Any] = []
+    desk.bus.subscribe(MMBotStatus, recorded.append)
+    engines = await start_engines(desk)
+    try:
+        seed(desk)
+    finally:
+        await stop_engines(engines)
+    # The remote console with its channel callbacks driven by the test (no connection made): a snapshot,
+    # then events, decoded from their JSON form as the client hands them over.
+    app = RemoteConsoleApp(cfg, "wss://127.0.0.1:1/remote", "token", live=False)
+    app.client.start = lambda: None  # type: ignore[method-assign]
+    app.client.instruments, app.client.bots, app.client.desk = desk.instruments, ["mm-btc"], "demo"
+    async with app.run_test(size=SIZE) as pilot:
+        app._on_snapshot(over_the_wire(recorded), {"engines": {}})
+        btc = [ev for ev in recorded if ev.bot == "mm-btc"][-1]
+        await pilot.pause()
+        screen = await open_detail(app, pilot)
+        assert cells(screen)["fills"] == "14" and screen.model is app.model
+        app._on_events(over_the_wire([moved(btc, fills=15, position=0.25)]))
+        app.refresh_panels()
+        await pilot.pause()
+        assert (cells(screen)["fills"], cells(screen)["position"]) == ("15", "0.2500")
+        # a reconnect re-snapshots into a fresh model: the open screen follows it
+        app._on_snapshot(over_the_wire([moved(btc, fills=40, state="stale", quoting=False)]), {"engines": {}})
+        await pilot.pause()
+        assert app.screen is screen and screen.model is app.model
+        assert (cells(screen)["fills"], cells(screen)["state"], cells(screen)["position"]) == ("40", "stale", "0.1500")

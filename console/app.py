@@ -66,6 +66,12 @@ class OpdeskApp(App[int]):
         Binding("ctrl+r", "rearm", "Re-arm…", priority=True, id="rearm", tooltip="Re-arm a halted scope"),
         Binding("ctrl+q", "request_quit", "Quit", priority=True, id="quit", tooltip="Stop the desk and quit"),
         Binding("f1", "toggle_keys", "Keys", id="keys", tooltip="Show or hide every key of the current view"),
+        # Only while the f1 keys panel is open (check_action): it pages without taking the focus. Kept out of
+        # the list (system) so it does not lengthen it; the panel's first line names them.
+        Binding("shift+down", "scroll_keys(1)", "Keys ↓", id="keys.down", show=False, system=True,
+                tooltip="Page the keys panel down"),
+        Binding("shift+up", "scroll_keys(-1)", "Keys ↑", id="keys.up", show=False, system=True,
+                tooltip="Page the keys panel up"),
     ]
 
     class DeskAlert(Message):
@@ -578,6 +584,16 @@ class OpdeskApp(App[int]):
                           "and every engine shuts down.", yes="Quit", no="Stay"),
             callback=lambda ok: self.exit(0) if ok else None,
         )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "scroll_keys":
+            # Not bound (nor listed) while no keys panel is open: the keys stay free for the focused widget.
+            return keys_panel_open(self.screen)
+        return True
+
+    def action_scroll_keys(self, pages: int) -> None:
+        for keys in self.screen.query(KeysPanel):
+            keys.scroll_keys(pages)
 
     def action_toggle_keys(self) -> None:
         if keys_panel_open(self.screen):

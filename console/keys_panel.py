@@ -11,7 +11,11 @@ sessions, bots, log) shrank to ~20 columns. Here the panel's width follows the t
   main screen shows one panel at a time as on a narrow terminal (``OpdeskApp.apply_layout`` lays out by
   :func:`desk_width`, the width the panels actually get).
 
-The panel also says how to close it (f1), since the footer beside it may be too narrow for that key.
+The panel also says how to close it (f1) and scroll it, since the footer beside it may be too narrow.
+
+It scrolls from the keyboard without taking the focus: the keys it lists are those of the focused widget,
+so focusing the panel would list only its own. ``shift+down`` / ``shift+up`` (app bindings ``keys.down``
+/ ``keys.up``, remappable) page it while it is open and are left to the focused widget otherwise.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import HelpPanel, Static
+from textual.widgets import HelpPanel, KeyPanel, Static
 
 #: the keys panel's width on terminals narrower than 120 columns (border and padding included)
 NARROW_WIDTH = 28
@@ -55,7 +59,7 @@ class KeysPanel(HelpPanel):
     """
 
     def compose(self) -> ComposeResult:
-        yield Static("[b]f1[/b] hides the keys", id="keys-hint")
+        yield Static("[b]f1[/b] hides · [b]⇧↑ ⇧↓[/b] scroll", id="keys-hint")
         yield from super().compose()
 
     def on_mount(self) -> None:
@@ -70,7 +74,18 @@ class KeysPanel(HelpPanel):
         """Size the panel for the terminal (called on mount and when the terminal is resized)."""
         self.styles.width = keys_panel_width(terminal_width or self.app.size.width)
 
+    def scroll_keys(self, pages: int) -> None:
+        """Page the list of keys (Textual's KeyPanel inside) down (``pages`` > 0) or up."""
+        for keys in self.query(KeyPanel):
+            for _ in range(abs(pages)):
+                if pages > 0:
+                    keys.scroll_page_down(animate=False)
+                else:
+                    keys.scroll_page_up(animate=False)
+
     def _changed(self) -> None:
+        # the scroll keys are bound only while a keys panel is open (OpdeskApp.check_action)
+        self.app.refresh_bindings()
         relayout = getattr(self.app, "apply_layout", None)
         if relayout is not None:
             relayout()

@@ -105,8 +105,8 @@ async def test_keys_panel_at_80x24_leaves_the_book_whole(tmp_path: Any) -> None:
         for line, t in zip(shown, trades):
             assert line.startswith(f" {clock(t.ts)} {'▲ buy ' if t.aggressor is Side.BUY else '▼ sell'} ")
             assert f" {grouped(inst.price(t.price))} " in line
-        # the panel says how to close it (the footer beside it has no room for f1)
-        assert "f1 hides the keys" in str(keys.query_one("#keys-hint").render())
+        # the panel says how to close and scroll it (the footer beside it has no room for f1)
+        assert "f1 hides · ⇧↑ ⇧↓ scroll" in str(keys.query_one("#keys-hint").render())
         await pilot.press("f1")
         await settle(app, pilot)
         assert keys_panels(app) == [] and app.main.query_one(OrderBookPanel).region.width == 80

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,9 +18,12 @@ from console.app import OpdeskApp, build_app
 from console.remote import RemoteConsoleApp
 from console.screens.bot_detail import BotDetailScreen
 from console.seeded import seed, seeded_config, seeded_desk, start_engines, stop_engines
+from engines.config import load_config
 from engines.events import from_dict, to_dict
 from engines.mm.events import MMBotStatus
+from engines.remote.client import LinkState
 from engines.risk.events import TradingState, TradingStateChanged
+from tests.desk_process import DeskProcess
 
 SIZE = (160, 48)
 
@@ -199,6 +204,7 @@ async def test_remote_console_detail_follows_events_and_a_new_snapshot(tmp_path:
     app.client.start = lambda: None  # type: ignore[method-assign]
     app.client.instruments, app.client.bots, app.client.desk = desk.instruments, ["mm-btc"], "demo"
     async with app.run_test(size=SIZE) as pilot:
+        app._on_link(LinkState.LIVE, "")
         app._on_snapshot(over_the_wire(recorded), {"engines": {}})
         btc = [ev for ev in recorded if ev.bot == "mm-btc"][-1]
         await pilot.pause()
@@ -208,8 +214,50 @@ async def test_remote_console_detail_follows_events_and_a_new_snapshot(tmp_path:
         app.refresh_panels()
         await pilot.pause()
         assert (cells(screen)["fills"], cells(screen)["position"]) == ("15", "0.2500")
+        assert head(screen) == "mm-btc · MMBotStatus · trading state active"
+        # the link drops: the figures on screen are said to be the last known ones
+        app._on_link(LinkState.DISCONNECTED, "connection reset")
+        app.refresh_panels()
+        await pilot.pause()
+        assert head(screen) == "mm-btc · MMBotStatus · trading state active · ⚠ DISCONNECTED: last known figures"
+        assert cells(screen)["fills"] == "15"
         # a reconnect re-snapshots into a fresh model: the open screen follows it
+        app._on_link(LinkState.LIVE, "")
         app._on_snapshot(over_the_wire([moved(btc, fills=40, state="stale", quoting=False)]), {"engines": {}})
         await pilot.pause()
         assert app.screen is screen and screen.model is app.model
         assert (cells(screen)["fills"], cells(screen)["state"], cells(screen)["position"]) == ("40", "stale", "0.1500")
+        assert head(screen) == "mm-btc · MMBotStatus · trading state active"
+
+
+async def test_remote_console_on_a_real_desk_shows_the_paused_bot(tmp_path: Any) -> None:
+    """Attached to a headless desk subprocess: the open detail follows the bot's own status events as
+    the operator pauses it over the channel (state, quoting and open orders change on the desk)."""
+    desk = DeskProcess(tmp_path)
+    try:
+        desk.wait_log(lambda r: r.get("msg") == "desk running", timeout=60)
+        tokens = json.loads((tmp_path / "demo" / "remote-tokens.json").read_text())
+        operator = next(t["token"] for t in tokens["tokens"] if t["role"] == "operator")
+        app = RemoteConsoleApp(load_config(), tokens["url"], operator)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.link is LinkState.LIVE and "mm-btc" in app.model.bots)
+            await until(pilot, lambda: app.model.bots["mm-btc"].state == "quoting")
+            screen = await open_detail(app, pilot)
+            await until(pilot, lambda: cells(screen)["state"] == "quoting")
+            app.pause_bot("mm-btc")
+            await until(pilot, lambda: (cells(screen)["state"], cells(screen)["quoting"],
+                                        cells(screen)["open_orders"]) == ("paused", "False", "0"))
+            assert app.screen is screen and screen.model is app.model
+            shown = app.model.bots["mm-btc"]  # what the desk said last, as the console decoded it
+            await until(pilot, lambda: cells(screen)["fills"] == str(shown.fills))
+    finally:
+        desk.kill()
+
+
+async def until(pilot: Any, predicate: Any, timeout: float = 20.0) -> None:
+    """Wait for a condition on the app (pilot.pause between looks), failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        await pilot.pause(0.05)

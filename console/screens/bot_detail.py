@@ -4,7 +4,7 @@ The status table follows the desk model while the screen is open, in process and
 console alike: the app's refresh tick calls :meth:`BotDetailScreen.refresh_from` with the model it
 draws the panels from (a remote console swaps in a fresh model on each snapshot). The screen redraws
 only when the model holds a newer status event for the bot (events are immutable; a new one replaces
-the old in ``model.bots`` / ``model.grids``) or the bot's trading state changed, at most ``max_hz``
+the old in ``model.bots`` / ``model.grids``), the bot's trading state or the remote link changed, at most ``max_hz``
 times a second like the bots panel, and by changed cells (``update_cell``): the cursor, the scroll
 position and the focus stay where the operator left them.
 """
@@ -71,7 +71,10 @@ class BotDetailScreen(ModalScreen[None]):
 
     def _head_text(self, model: DeskModel, status: Any) -> str:
         kind = type(status).__name__ if status is not None else "bot"
-        return f"{self.bot} · {kind} · trading state {model.states.get('bot:' + self.bot, 'active')}"
+        text = f"{self.bot} · {kind} · trading state {model.states.get('bot:' + self.bot, 'active')}"
+        # A remote console's link (None in process): figures that stopped coming must not look live.
+        link = str(getattr(model, "link", None) or "live")
+        return text if link == "live" else f"{text} · ⚠ {link.upper()}: last known figures"
 
     def compose(self) -> ComposeResult:
         self._status = status = self.latest(self.model)

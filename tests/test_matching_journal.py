@@ -253,7 +253,7 @@ async def test_both_write_paths_write_the_same_tables(tmp_path: Path, monkeypatc
     sync=full through aiosqlite's thread: the same seeded stream gives the same rows and the same restore."""
     import engines.matching.journal as jm
 
-    monkeypatch.setattr(jm, "CHECKPOINT_ROWS", 50)  # several checkpoints during the stream
+    monkeypatch.setattr(jm, "CHECKPOINT_BYTES", 100_000)  # several checkpoints during the stream
     expected, expected_trades = replay(600, 5)
     got = {}
     for sync in ("normal", "full"):

@@ -20,8 +20,8 @@ plain ``sqlite3`` connection, as the FIX session store does: in WAL mode without
 write to the WAL file, and doing it in place costs less CPU than handing each statement to
 aiosqlite's thread, which has to win the GIL back from a busy loop after every step (~4 us per order
 on the FIX gateway's flow, the same rows). The WAL checkpoint (it fsyncs) never runs there: the writer
-connection has auto-checkpointing off and a PASSIVE checkpoint runs on a worker thread after every
-``CHECKPOINT_ROWS`` rows. With ``sync="full"`` (an fsync per commit) batches go through aiosqlite's
+connection has auto-checkpointing off and a PASSIVE checkpoint runs on a worker thread once about
+``CHECKPOINT_BYTES`` of WAL were written (SQLite's own default is 1,000 pages). With ``sync="full"`` (an fsync per commit) batches go through aiosqlite's
 thread as before. Opening, restoring and the bulk-cancel housekeeping always use aiosqlite.
 
 Tables: ``orders`` (one row per order: its latest state, including resting priority ``prio``),
@@ -181,7 +181,7 @@ class Journal:
         self.bulk: list[tuple[str, str | None, str, list[int], list[int], list[Any]]] = []
         self._db: aiosqlite.Connection | None = None
         self._w: sqlite3.Connection | None = None  # sync="normal": batches are committed through this, in line
-        self._unckpt = 0  # rows written by ``_w`` since its last checkpoint
+        self._unckpt = 0  # WAL bytes written by ``_w`` since its last checkpoint (an estimate)
         self._ckpt_task: asyncio.Task[None] | None = None
         self._ckpt_conn: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -424,8 +424,11 @@ class Journal:
         self.next_ids = ids
         n = len(order_rows) + len(event_rows) + len(trade_rows) + len(bulk_rows)
         self.rows += n
-        self._unckpt += n
-        if self._unckpt >= CHECKPOINT_ROWS and (self._ckpt_task is None or self._ckpt_task.done()):
+        # Each commit appends its dirty pages to the WAL: a few per commit (a leaf per table and index
+        # touched, meta) however small, plus the rows' bytes. Small commits (one per order on the REST or
+        # venue path) grow the WAL by pages, not rows: counted so, it stays near CHECKPOINT_BYTES.
+        self._unckpt += WAL_PAGES_PER_COMMIT * 4096 + WAL_BYTES_PER_ROW * n
+        if self._unckpt >= CHECKPOINT_BYTES and (self._ckpt_task is None or self._ckpt_task.done()):
             self._unckpt = 0
             self._ckpt_task = asyncio.get_running_loop().create_task(self._checkpoint())
 
@@ -583,8 +586,10 @@ class Journal:
 #: executemany's one-row statement per row (cachegrind, a batch of 500 orders' rows: 57k -> 47k instructions
 #: per order, flattening included; 16 and 64 rows did a little worse).
 ROWS_PER_INSERT = 32
-#: Rows written through the in-line connection between two WAL checkpoints (~2-4 MB of WAL).
-CHECKPOINT_ROWS = 20_000
+#: WAL written through the in-line connection between two checkpoints (estimated: see _write_now).
+CHECKPOINT_BYTES = 4 << 20
+WAL_PAGES_PER_COMMIT = 5
+WAL_BYTES_PER_ROW = 128
 
 _EVENTS_HEAD = (
     "INSERT INTO order_events (seq, ts, kind, symbol, order_id, client_id, owner, status, price, qty, reason) VALUES "

@@ -27,8 +27,14 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], None]
 Policy = Literal["conflate", "lossless", "auto"]
-# (stand-in's event class or None, handlers, None or (keyed?, MRO, queues)): see Bus._route
-_Route = tuple["type | None", tuple[Handler, ...], "tuple[bool, tuple[type, ...], tuple[EventQueue, ...]] | None"]
+# (stand-in's event class or None, first handler or None, other handlers or None,
+#  None or (keyed?, MRO, queues)): see Bus._route
+_Route = tuple[
+    "type | None",
+    "Handler | None",
+    "tuple[Handler, ...] | None",
+    "tuple[bool, tuple[type, ...], tuple[EventQueue, ...]] | None",
+]
 
 # Frozen events are stamped through their slot descriptors: cheaper than object.__setattr__.
 _set_seq = Event.__dict__["seq"].__set__
@@ -262,12 +268,14 @@ class Bus:
 
     # --- publishing ------------------------------------------------------------------------------------
     def _route(self, tp: type) -> _Route:
-        """``(stand_in_cls, handlers, extra)`` for events of concrete type ``tp``, cached.
+        """``(stand_in_cls, first, rest, extra)`` for events of concrete type ``tp``, cached.
 
         ``stand_in_cls`` is None for an event class itself; for an unfrozen stand-in (see
-        :func:`register_unfrozen`), the class it becomes. ``handlers``: the plain subscribers of the
-        event class and its bases. ``extra`` is None when that is all (the common shape: one check per
-        event); else ``(keyed?, the class's MRO, queues interested)``."""
+        :func:`register_unfrozen`), the class it becomes. The plain subscribers of the event class and
+        its bases, in order: ``first`` (or None) is called directly and ``rest`` (None when empty) in
+        a loop: a route with one subscriber costs no iterator (a tuple iterator is an allocation, as
+        much as the rest of the dispatch). ``extra`` is None when that is all (the common shape: one
+        check per event); else ``(keyed?, the class's MRO, queues interested)``."""
         cls = _UNFROZEN.get(tp, tp)
         mro = cls.__mro__
         handlers: list[Handler] = []
@@ -276,8 +284,10 @@ class Bus:
                 handlers.append(sub.handler)
         queues = tuple(q for q in self._queues if any(t in mro for t in q.types))
         keyed = any(k[0] in mro for k in self._keyed)
+        first = handlers[0] if handlers else None
+        rest = tuple(handlers[1:]) or None
         extra = (keyed, mro, queues) if keyed or queues else None
-        route = (None if cls is tp else cls, tuple(handlers), extra)
+        route = (None if cls is tp else cls, first, rest, extra)
         self._routes[tp] = route
         return route
 
@@ -286,9 +296,9 @@ class Bus:
         stand-in, see :func:`register_unfrozen`, is made its event class first)."""
         seq = self.seq = self.seq + 1
         try:
-            cls, handlers, extra = self._routes[type(event)]
+            cls, first, rest, extra = self._routes[type(event)]
         except KeyError:
-            cls, handlers, extra = self._route(type(event))
+            cls, first, rest, extra = self._route(type(event))
         if cls is None:
             _set_seq(event, seq)
             _set_ts(event, self._time_ns())
@@ -296,11 +306,17 @@ class Bus:
             event.seq = seq
             event.ts = self._time_ns()
             event.__class__ = cls
-        for handler in handlers:
+        if first is not None:
             try:
-                handler(event)
+                first(event)
             except Exception:
-                self._handler_failed(handler, event)
+                self._handler_failed(first, event)
+        if rest is not None:
+            for handler in rest:
+                try:
+                    handler(event)
+                except Exception:
+                    self._handler_failed(handler, event)
         if extra is not None:
             keyed, mro, queues = extra
             if keyed:
@@ -338,9 +354,9 @@ class Bus:
             # the last route and checking whether it still holds), and the counter is read back from
             # the bus per event, so events a subscriber published meanwhile keep their numbers.
             try:
-                cls, handlers, extra = routes[type(event)]
+                cls, first, rest, extra = routes[type(event)]
             except KeyError:
-                cls, handlers, extra = self._route(type(event))
+                cls, first, rest, extra = self._route(type(event))
             # the counter is written back before any subscriber runs (one may publish)
             if cls is None:
                 seq = self.seq = self.seq + 1
@@ -350,11 +366,17 @@ class Bus:
                 event.seq = self.seq = self.seq + 1
                 event.ts = ts
                 event.__class__ = cls
-            for handler in handlers:
+            if first is not None:
                 try:
-                    handler(event)
+                    first(event)
                 except Exception:
-                    self._handler_failed(handler, event)
+                    self._handler_failed(first, event)
+            if rest is not None:
+                for handler in rest:
+                    try:
+                        handler(event)
+                    except Exception:
+                        self._handler_failed(handler, event)
             if extra is not None:
                 keyed, mro, queues = extra
                 if keyed:

@@ -277,3 +277,46 @@ def test_publish_takes_a_stand_in_too() -> None:
     assert seen == [(BatchPing, 1, 1, 1), (BatchPing, -1, 1, 42)] and q.drain() == [ev]
     with pytest.raises(dataclasses.FrozenInstanceError):
         ev.n = 2  # type: ignore[misc]
+
+
+def test_every_plain_subscriber_is_called_in_order_and_a_failing_one_in_the_middle_is_isolated(ping: Any) -> None:
+    bus = Bus(ManualClock())
+    log: list[tuple[str, int]] = []
+
+    def boom(e: BatchPing) -> None:
+        log.append(("boom", e.n))
+        raise RuntimeError("subscriber bug")
+
+    bus.subscribe(Event, lambda e: log.append(("event", e.n)))  # type: ignore[attr-defined]
+    bus.subscribe(BatchPing, lambda e: log.append(("one", e.n)))
+    bus.subscribe(BatchPing, boom)
+    bus.subscribe(BatchPing, lambda e: log.append(("three", e.n)))
+    bus.publish_many([ping(1), BatchTock(n=2)])
+    bus.publish(unfrozen(3))
+    assert log == [
+        ("one", 1), ("boom", 1), ("three", 1), ("event", 1),  # the class's own subscribers before its bases'
+        ("event", 2),
+        ("one", 3), ("boom", 3), ("three", 3), ("event", 3),
+    ]
+    assert bus.errors == 2
+
+
+def test_sole_subscriber_replaces_itself_by_two_mid_batch(ping: Any) -> None:
+    bus = Bus(ManualClock())
+    log: list[tuple[str, int, int]] = []
+    subs: list[Any] = []
+
+    def sole(e: BatchPing) -> None:
+        log.append(("sole", e.n, e.seq))
+        if e.n == 1:
+            subs[0].cancel()
+            bus.subscribe(BatchPing, lambda p: log.append(("a", p.n, p.seq)))
+            bus.subscribe(BatchPing, lambda p: log.append(("b", p.n, p.seq)))
+
+    subs.append(bus.subscribe(BatchPing, sole))
+    bus.publish_many([ping(1), ping(2), BatchTock(n=3), ping(4)])
+    assert log == [("sole", 1, 1), ("a", 2, 2), ("b", 2, 2), ("a", 4, 4), ("b", 4, 4)]
+    for sub in list(bus._subs[BatchPing]):
+        sub.cancel()
+    bus.publish_many([ping(5)])  # no subscriber left: still stamped and counted
+    assert bus.seq == 5 and len(log) == 5

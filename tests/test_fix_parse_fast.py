@@ -171,3 +171,23 @@ def test_split_fields_matches_the_regex_on_garbled_input(raw: bytes) -> None:
 def test_split_fields_matches_the_regex_on_field_runs(fields: list[tuple[bytes, bytes, bytes]], tail: bool) -> None:
     raw = b"".join(t + e + v + b"\x01" for t, v, e in fields) + (b"" if tail else b"12=3")
     assert split_fields(raw) == by_regex(raw)
+
+
+# --- mask -----------------------------------------------------------------------------------------------
+
+
+def ref_mask(raw: bytes) -> str:
+    if b"554=" in raw or b"925=" in raw or b"1402=" in raw or b"1404=" in raw:
+        raw = fm._SECRET_RE.sub(rb"\1\2=***", raw)
+    return raw.replace(SOH, b"|").decode("latin-1")
+
+
+secret_bytes = st.lists(st.sampled_from([b"\x01", b"=", b"554=", b"925=", b"1402=", b"1404=", b"\x01554=", b"x",
+                                         b"\x011404=", b"9", b"\xe9", b"4="]), max_size=20).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret_bytes)
+def test_mask_matches_the_plain_check(raw: bytes) -> None:
+    assert fm.mask(raw) == ref_mask(raw)
+    assert fm.mask(b"8=FIX.4.4\x01554=secret\x0158=x\x01") == "8=FIX.4.4|554=***|58=x|"

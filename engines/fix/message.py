@@ -170,7 +170,8 @@ class FixMessage:
         return int(v)
 
     def __contains__(self, tag: int) -> bool:
-        return (_NEEDLES.get(tag) or _needle(tag)) in self.raw
+        # partition()[1]: cheaper than bytes "in" (see mask)
+        return bool(self.raw.partition(_NEEDLES.get(tag) or _needle(tag))[1])
 
     @property
     def seq_num(self) -> int | None:
@@ -214,7 +215,7 @@ class FixMessage:
 
 def _get_empty(raw: bytes, tag: int) -> bytes | None:
     """``FixMessage.get`` when the chained partitions gave b"": the tag with an empty value, or absent."""
-    if _needle(tag) in raw:
+    if raw.partition(_needle(tag))[1]:
         return b""
     if tag == 8 and raw.startswith(b"8="):
         return raw[2 : raw.find(b"\x01")]
@@ -303,7 +304,9 @@ _new = object.__new__
 
 def mask(raw: bytes) -> str:
     """Printable form: SOH shown as ``|``, secret tags (554, 925, …) masked as ``***``."""
-    if b"554=" in raw or b"925=" in raw or b"1402=" in raw or b"1404=" in raw:
+    # partition()[1], not "in": bytes.__contains__ first tries the needle as an int, and the TypeError it
+    # formats and clears costs more than the search (3.11): 16.0k -> 9.9k instructions per 317-byte message.
+    if raw.partition(b"554=")[1] or raw.partition(b"925=")[1] or raw.partition(b"1402=")[1] or raw.partition(b"1404=")[1]:
         raw = _SECRET_RE.sub(rb"\1\2=***", raw)
     return raw.replace(SOH, b"|").decode("latin-1")
 

@@ -742,7 +742,14 @@ class Session:
         head = utc_timestamp(self.clock.time_ns()) + b" " + direction
         # No field starts a line (each frame begins with 8=), so mask's field-anchored pattern is safe here.
         text = head + (b"\n" + head).join(frames) + b"\n"
-        if text.isascii() and not (b"554=" in text or b"925=" in text or b"1402=" in text or b"1404=" in text):
+        # partition()[1] rather than ``in``: 3.11's bytes ``in`` first tries the needle as an int and
+        # formats the TypeError that fails, per test (~0.25 us each, on every inbound message too)
+        if text.isascii() and not (
+            text.partition(b"554=")[1]
+            or text.partition(b"925=")[1]
+            or text.partition(b"1402=")[1]
+            or text.partition(b"1404=")[1]
+        ):
             data = text.replace(SOH, b"|")  # what mask() gives, as the UTF-8 bytes of the file, without decoding
         else:
             data = mask(text).encode("utf-8")
@@ -923,7 +930,9 @@ class Session:
                 return None
             seq = int(v)
             expected = self.next_target_seq
-            if self.settings.check_comp_ids and (self._in_sender not in raw or self._in_target not in raw):
+            if self.settings.check_comp_ids and not (  # partition: see _audit_frames
+                raw.partition(self._in_sender)[1] and raw.partition(self._in_target)[1]
+            ):
                 bad = 49 if msg.get(49) != self._target else 56
                 if seq == expected:
                     self.next_target_seq += 1
@@ -951,7 +960,7 @@ class Session:
                               "SendingTime accuracy problem")
             self._logout_and_disconnect("SendingTime accuracy problem")
             return None
-        poss_dup = b"\x0143=Y\x01" in raw
+        poss_dup = bool(raw.partition(b"\x0143=Y\x01")[1])
         if poss_dup and mt != SEQUENCE_RESET:
             orig = msg.get(122)
             if orig is None:

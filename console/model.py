@@ -161,7 +161,7 @@ class DeskModel:
         self.rejects = 0
         # bots
         self.bots: dict[str, Any] = {}  # name -> latest MMBotStatus
-        self.pnl: dict[str, deque[float]] = {}
+        self.pnl: dict[str, deque[float]] = {}  # name -> net P&L points (sparklines)
         self._pnl_last_ts: dict[str, int] = {}
         self._pnl_points = pnl_points
         self.grids: dict[str, Any] = {}  # name -> latest GridBotStatus
@@ -461,7 +461,10 @@ class DeskModel:
     def _mm_status(self, ev: Any) -> None:
         self.bots[ev.bot] = ev
         self.own_owners.add(ev.bot)
-        total = float(getattr(ev, "realised", 0.0)) + float(getattr(ev, "unrealised", 0.0))
+        # the net P&L (after fees), the figure the bots table shows beside the sparkline
+        realised = float(getattr(ev, "realised", 0.0))
+        unrealised = float(getattr(ev, "unrealised", 0.0))
+        total = float(getattr(ev, "net_pnl", realised + unrealised - float(getattr(ev, "fees", 0.0))))
         points = self.pnl.get(ev.bot)
         if points is None:
             points = self.pnl[ev.bot] = deque(maxlen=self._pnl_points)

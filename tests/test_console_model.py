@@ -111,3 +111,23 @@ def test_bad_theme_file_names_the_file(tmp_path: Path) -> None:
     bad.write_text('name = "broken"\ncolour = "red"\n')
     with pytest.raises(ThemeFileError, match=r"broken\.toml: primary: missing"):
         load_theme(bad)
+
+
+def test_pnl_sparkline_points_are_the_net_pnl_the_bots_table_shows() -> None:
+    from engines.mm.events import MMBotStatus
+
+    clock = ManualClock()
+    bus = Bus(clock)
+    model = DeskModel({"BTC-USD": BTC}, own_owners=["mm-btc"])
+    model.attach(bus)
+
+    def status(realised: float, unrealised: float, fees: float) -> MMBotStatus:
+        return MMBotStatus(bot="mm-btc", symbol="BTC-USD", venue="sim", state="quoting", quoting=True,
+                           realised=realised, unrealised=unrealised, fees=fees,
+                           net_pnl=realised + unrealised - fees)
+
+    bus.publish(status(120.0, -20.0, 7.5))
+    clock.advance(0.6)  # a new point per half second of desk time; faster updates replace the last one
+    bus.publish(status(150.0, 10.0, 9.0))
+    bus.publish(status(150.0, 12.0, 9.25))
+    assert list(model.pnl["mm-btc"]) == [92.5, 152.75]

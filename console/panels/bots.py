@@ -162,7 +162,7 @@ class BotsPanel(Panel):
             spark.set_reactive(Sparkline.data, points)
             spark.refresh()
         last = points[-1]
-        text = f"{selected} P&L {money(last)}" if selected else "P&L —"
+        text = f"{selected} net P&L {money(last)}" if selected else "net P&L —"
         if text != self._label:
             self._label = text
             self.query_one("#pnl-label", Label).update(text, layout=False)

@@ -32,6 +32,32 @@ def money(value: float, digits: int = 2) -> str:
     return f"{text} {arrow(value)}" if text.strip("+-0.,") else text
 
 
+#: How a figure is shortened to fit a table cell, in order: cents, then no cents, then thousands, millions.
+_SHORTER = ((2, 1.0, ""), (0, 1.0, ""), (1, 1e3, "k"), (2, 1e6, "M"), (2, 1e9, "B"))
+
+
+def money_fit(value: float, width: int) -> str:
+    """:func:`money` in at most ``width`` characters: it drops the cents, then shows thousands (``k``) or
+    millions (``M``) only when the full figure would not fit (a table cell would cut its arrow or digits)."""
+    text = money(value)
+    for digits, scale, suffix in _SHORTER[1:]:
+        if len(text) <= width:
+            break
+        short = signed(value / scale, digits)
+        text = f"{short}{suffix} {arrow(value)}" if short.strip("+-0.,") else short + suffix
+    return text
+
+
+def amount_fit(value: float, width: int) -> str:
+    """An unsigned amount (fees) with two decimals, shortened like :func:`money_fit` to fit ``width``."""
+    text = f"{value:,.2f}"
+    for digits, scale, suffix in _SHORTER[1:]:
+        if len(text) <= width:
+            break
+        text = f"{value / scale:,.{digits}f}{suffix}"
+    return text
+
+
 def pct(value: float, digits: int = 2) -> str:
     text = signed(value, digits)
     return f"{text}% {arrow(value)}" if text.strip("+-0.,") else f"{text}%"

@@ -175,3 +175,35 @@ async def test_bot_detail_tables_fit_without_sideways_scrolling(tmp_path: Any) -
                 assert params.region.y < status.region.y and params.region.width == status.region.width, size
             else:
                 assert params.region.y == status.region.y and params.region.right < status.region.x, size
+
+
+# --- bots table: large figures shortened, never cut --------------------------------------------------------
+def test_money_and_amounts_are_shortened_only_when_they_would_not_fit() -> None:
+    from console.format import amount_fit, money_fit
+
+    assert [money_fit(v, 10) for v in (0.0, 3.78, -999.99, 1234.56, -9449.72, 123456.78, 1234567.8, -98765432.1)] == [
+        "0.00", "+3.78 ▲", "-999.99 ▼", "+1,235 ▲", "-9,450 ▼", "+123,457 ▲", "+1.23M ▲", "-98.77M ▼",
+    ]
+    assert money_fit(-9449.72, 11) == "-9,449.72 ▼"  # fits whole: unchanged
+    assert [amount_fit(v, 6) for v in (8.96, 999.99, 1491.51, 99999.4, 123456.0, 2.5e6)] == [
+        "8.96", "999.99", "1,492", "99,999", "123.5k", "2.50M",
+    ]
+
+
+async def test_bots_table_shows_large_pnl_and_fees_whole(tmp_path: Any) -> None:
+    import dataclasses
+
+    async with console(tmp_path, size=(160, 48)) as (app, desk, pilot):
+        status = app.model.bots["mm-btc"]
+        desk.bus.publish(dataclasses.replace(status, realised=9449.72, unrealised=-123456.78, fees=1491.51,
+                                             net_pnl=9449.72 - 123456.78 - 1491.51))
+        await settle(app, pilot)
+        table = app.main.query_one("#bots-table", DataTable)
+        row = dict(zip((str(c.label) for c in table.ordered_columns), map(str, table.get_row_at(0))))
+        assert (row["realised"], row["unrealised"], row["fees"]) == ("+9,450 ▲", "-123,457 ▼", "1,492")
+        assert table.max_scroll_x == 0
+        await pilot.resize_terminal(80, 24)
+        await pilot.press("2")
+        await settle(app, pilot)
+        row = dict(zip((str(c.label) for c in table.ordered_columns), map(str, table.get_row_at(0))))
+        assert row["net P&L"] == "-115,499 ▼"

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Label, Sparkline
 
-from console.format import money, pct, signed
+from console.format import amount_fit, money, money_fit, pct, signed
 from console.panels.base import Panel
 from console.panels.table import DiffTable
 
@@ -40,6 +40,8 @@ COMPACT_COLUMNS = [
     ("ret", "return", 9),
     ("limits", "limit", 9),
 ]
+
+WIDTHS = {key: width for key, _, width in COLUMNS + COMPACT_COLUMNS}
 
 #: Short names for the limits column (the bot detail screen shows them all in full).
 LIMIT_ABBREV = {"position": "pos", "order_rate": "rate", "loss": "loss", "drawdown": "dd", "notional": "notl"}
@@ -142,10 +144,11 @@ class BotsPanel(Panel):
                 "bot": f"{name} {getattr(ev, 'symbol', '')}",
                 "state": state,
                 "position": Text(signed(position, 4)[:8], justify="right"),
-                "realised": pnl_cell(app, realised, money(realised)),
-                "unrealised": pnl_cell(app, unrealised, money(unrealised)),
-                "net": pnl_cell(app, net, money(net)),
-                "fees": Text(f"{fees:,.2f}", justify="right"),
+                # shortened only where the full figure would be cut (the bot detail has them exact)
+                "realised": pnl_cell(app, realised, money_fit(realised, WIDTHS["realised"])),
+                "unrealised": pnl_cell(app, unrealised, money_fit(unrealised, WIDTHS["unrealised"])),
+                "net": pnl_cell(app, net, money_fit(net, WIDTHS["net"])),
+                "fees": Text(amount_fit(fees, WIDTHS["fees"]), justify="right"),
                 "ret": pnl_cell(app, ret, pct(ret)),
                 "limits": limits_text(ev),
                 "orders": str(getattr(ev, "open_orders", "")),

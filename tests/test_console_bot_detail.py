@@ -87,7 +87,7 @@ async def test_detail_shows_the_bots_new_figures_cell_by_cell(tmp_path: Any) -> 
         focused = app.focused
         assert focused is not None
         desk.bus.publish(moved(app.model.bots["mm-btc"], state="paused", quoting=False, position=0.2, realised=30.0,
-                               unrealised=-1.5, fills=20, open_orders=0,
+                               unrealised=-1.5, net_pnl=27.75, fills=20, open_orders=0,
                                limits={"position": 0.55, "order_rate": 0.12, "loss": 0.0}))
         await pilot.pause()
         app.refresh_panels()
@@ -98,7 +98,7 @@ async def test_detail_shows_the_bots_new_figures_cell_by_cell(tmp_path: Any) -> 
             "paused", "False", "0.2000", "30.0000", "-1.5000", "20", "0", "55% used")
         assert list(after) == list(before)  # same rows in the same order, cells updated in place
         assert cleared == [] and app.focused is focused
-        assert screen.query_one(Sparkline).data[-1] == 28.5  # realised + unrealised, the P&L line
+        assert screen.query_one(Sparkline).data[-1] == 27.75  # the net P&L (after fees), the P&L line
         # the bot's trading state goes into the heading
         desk.bus.publish(TradingStateChanged(scope="bot:mm-btc", state=TradingState.HALTED,
                                              previous=TradingState.ACTIVE, reason="test", source="console"))

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ from engines.grid.levels import GridPlan, make_levels, quantities, realised_vol
 from engines.grid.market_state import MarketReading, MarketStateDetector
 from engines.grid.strategy import load_strategy
 from engines.marketdata import Trade
+from engines.mm.store import INSERT_FILL, UPSERT_POSITION, MMStore
 from engines.orders import (
     Fill,
     OrderAccepted,
@@ -147,6 +149,18 @@ class GridBot:
         self.realised = Decimal(0)  # average-cost realised P&L (before fees)
         self.last_fill = ""
         self.last_reject = ""
+        # Durability (see "Persistence" in the module doc): the mm's store, one file per grid bot.
+        matching = desk.services.get("matching")
+        self.trade_source = matching if matching is not None and cfg.venue == desk.config.matching.venue else None
+        self.store = MMStore(desk.data_dir / f"grid-{cfg.name}.sqlite",
+                             barrier=None if self.trade_source is None else self.trade_source.flush)
+        # (order_id, trade_id) -> client id ("" when recovered from the venue's trade history) of every fill
+        # applied, in this life or before a restart: a fill reported again is not applied again.
+        self._seen: dict[tuple[int, int], str] = {}
+        self._id_hi = 0  # client ids below this are reserved on disk (a restart starts above: never reused)
+        self._unsaved = False  # fills applied but not yet known committed
+        self.restored_fills = 0
+        self.recovered_fills = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -202,6 +216,8 @@ class GridBot:
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
+        await self.store.open()
+        await self._restore()
         self._subs += [
             self.bus.subscribe(Fill, self._ev_fill, key=self.symbol),
             self.bus.subscribe(OrderAccepted, self._ev_accepted, key=self.symbol),
@@ -252,6 +268,7 @@ class GridBot:
         self._subs.clear()
         self.state = "stopped"
         self._publish_status()
+        await self.store.close()
 
     def pause(self) -> None:
         self.paused = True
@@ -303,6 +320,7 @@ class GridBot:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            self._idle.clear()  # busy: a step may await (the store's commit) before it places anything
             try:
                 await self._step()
             except asyncio.CancelledError:
@@ -320,6 +338,9 @@ class GridBot:
         return risk.effective_state(self.name, self.symbol)
 
     async def _step(self) -> None:
+        if self._unsaved:  # every fill applied is committed before the bot acts on it
+            self._unsaved = False
+            await self.store.flush()
         venue = self.router.venues.get(self.cfg.venue)
         up = self._poll_venue()
         if up and self._need_reconcile:
@@ -411,6 +432,7 @@ class GridBot:
             lots = cmp.learned(cid, o.filled)
             if lots:  # filled there without a report reaching us: at the order's price, fee unknown
                 self._apply_fill(o, o.side, lots, self.level_ticks[o.level], 0.0)
+                self._save()
                 counts["fills"] += 1
         for cid in cmp.missing:
             o = self._forget(cid)
@@ -478,7 +500,7 @@ class GridBot:
         return self.cell_lots[cell] - self.cells[cell].part_lots
 
     async def _submit(self, level: int, cell: int, side: Side) -> None:
-        cid = f"{self.name}-{next(self._ids)}"
+        cid = f"{self.name}-{await self._next_id()}"
         o = LevelOrder(cid, level, cell, side, self._lots_left(cell))
         self.orders[cid] = o
         self.by_level[level] = cid
@@ -489,7 +511,7 @@ class GridBot:
     async def _submit_market(self, side: Side, lots: int, tag: str) -> None:
         if lots <= 0:
             return
-        cid = f"{self.name}-{tag}-{next(self._ids)}"
+        cid = f"{self.name}-{tag}-{await self._next_id()}"
         req = OrderRequest(symbol=self.symbol, side=side, qty=lots, type=OrderType.MARKET, tif=TimeInForce.IOC,
                            client_id=cid, owner=self.name, venue=self.cfg.venue)
         await self.router.submit(req)
@@ -535,7 +557,10 @@ class GridBot:
             return
         o = self.orders.get(ev.client_id)
         lots, fee = ev.qty, ev.fee
-        if o is not None:
+        key = (ev.order_id, ev.trade_id)
+        if self._seen.get(key) in (ev.client_id, ""):  # applied already, in this life or before a restart
+            lots = 0
+        elif o is not None:
             # Counted by the venue's cumulative quantity: what a reconcile already learned, or a
             # duplicate report, adds nothing.
             lots = min(ev.qty, o.qty - ev.leaves_qty - o.filled)
@@ -545,7 +570,83 @@ class GridBot:
         if o is not None and ev.leaves_qty == 0 and self.orders.get(ev.client_id) is o:
             self._forget(ev.client_id)
             self._flip(o, self.cells[o.cell])
+        if lots > 0:
+            self._seen[key] = ev.client_id
+            # The fill and the P&L it produced (a round trip it closed included) in one transaction.
+            self._save((INSERT_FILL, (ev.client_id, ev.order_id, ev.trade_id, ev.symbol, ev.side.value, ev.price,
+                                      lots, repr(fee), ev.liquidity.value, ev.ts)))
         self._wake.set()
+
+    # --- persistence ------------------------------------------------------------------------------------
+    def _pnl_record(self) -> dict[str, Any]:
+        return {"position": self.position, "avg_price": str(self.avg_price), "realised": str(self.realised),
+                "fees": repr(self.fees), "grid_profit": repr(self.grid_profit), "gross": str(self.gross),
+                "round_trips": self.round_trips, "last_fill": self.last_fill}
+
+    def _save(self, *ops: Any) -> None:
+        """Queue ``ops`` with the P&L snapshot (one transaction); committed before the worker's next step."""
+        rec = self._pnl_record()
+        self.store.write(
+            *ops,
+            ("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", ("grid_pnl", json.dumps(rec))),
+            (UPSERT_POSITION, (self.symbol, str(self.inst.qty(self.position)), rec["avg_price"], rec["realised"],
+                               rec["fees"], len(self._seen), self.desk.clock.time_ns())),
+        )
+        self._unsaved = True
+        self._wake.set()
+
+    async def _next_id(self) -> int:
+        """The next client-id number; blocks of ids are reserved on disk first, so a restarted bot
+        never reuses one (its fills are told apart from a previous life's by client id)."""
+        n = next(self._ids)
+        if n >= self._id_hi:
+            self._id_hi = n + 1000
+            await self.store.write_now(("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                        ("grid_id_hi", str(self._id_hi))))
+        return n
+
+    async def _restore(self) -> None:
+        raw = await self.store.meta("grid_pnl")
+        if raw is not None:
+            rec = json.loads(raw)
+            self.position = int(rec["position"])
+            self.avg_price = Decimal(rec["avg_price"])
+            self.realised = Decimal(rec["realised"])
+            self.fees = float(rec["fees"])
+            self.grid_profit = float(rec["grid_profit"])
+            self.gross = Decimal(rec["gross"])
+            self.round_trips = int(rec["round_trips"])
+            self.last_fill = rec["last_fill"]
+        fills = await self.store.fills()
+        self._seen = {(f["order_id"], f["trade_id"]): f["client_id"] for f in fills}
+        self._id_hi = int(await self.store.meta("grid_id_hi") or 0)
+        self._ids = itertools.count(max(self._id_hi, 1))
+        self.restored_fills = len(fills)
+        self._recover_fills()
+        if raw is not None or self.recovered_fills:
+            log.info("grid %s: restored %d fill(s), position %s, %d round trip(s)", self.name, len(self._seen),
+                     self.inst.fmt_qty(self.position), self.round_trips)
+
+    def _recover_fills(self) -> None:
+        """Fills of this bot in the venue's trade history that the store lacks (the process died between
+        the venue journaling them and the store committing them): applied to the position and fees now."""
+        if self.trade_source is None:
+            return
+        for t in self.trade_source.recent_trades(self.symbol, 1 << 30):
+            for owner, oid, side, fee, liq in (
+                (t.maker_owner, t.maker_order_id, t.aggressor.opposite, t.maker_fee, "maker"),
+                (t.taker_owner, t.taker_order_id, t.aggressor, t.taker_fee, "taker"),
+            ):
+                if owner != self.name or (oid, t.trade_id) in self._seen:
+                    continue
+                self._apply_fill(None, side, t.qty, t.price, fee)
+                self._seen[(oid, t.trade_id)] = ""
+                self._save((INSERT_FILL, ("", oid, t.trade_id, t.symbol, side.value, t.price, t.qty, repr(fee), liq,
+                                          t.ts)))
+                self.recovered_fills += 1
+        if self.recovered_fills:
+            log.warning("grid %s: recovered %d fill(s) from the venue's trade history after restart",
+                        self.name, self.recovered_fills)
 
     def _apply_fill(self, o: LevelOrder | None, side: Side, lots: int, price_ticks: int, fee: float) -> None:
         price = self.inst.price(price_ticks)

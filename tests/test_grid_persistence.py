@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import queue
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -12,6 +18,12 @@ from engines.config import DeskConfig
 from engines.events import PriceTick
 from engines.orders import Fill, OrderRequest, Side, TimeInForce
 from engines.runtime import Desk
+from tests.grid_crash_child import BOT as CRASH_BOT
+from tests.grid_crash_child import RESTART_BUILDERS
+from tests.grid_crash_child import SYM as CRASH_SYM
+from tests.grid_crash_child import config as crash_config
+
+REPO = Path(__file__).resolve().parent.parent
 
 SYM = "ETH-USD"
 # ETH-USD: tick 0.05, lot 0.01 → 3050.00 = 61000 ticks, 0.5 = 50 lots
@@ -142,3 +154,77 @@ async def test_a_fill_reported_again_after_restart_is_not_counted_twice(tmp_path
         await again.desk.stop()
     with sqlite3.connect(tmp_path / "grid-g.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM fills").fetchone() == (5,)
+
+
+def _run_child_until(data_dir: Path, fills: int, timeout: float = 30.0) -> list[tuple[int, int]]:
+    """Run the grid crash child until it reported ``fills`` fills durable, then SIGKILL it. Returns the
+    (order_id, trade_id) of the fills it reported."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.grid_crash_child", str(data_dir)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    durable: list[tuple[int, int]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(durable) < fills:
+            try:
+                msg = json.loads(lines.get(timeout=max(0.01, deadline - time.monotonic())))
+            except queue.Empty:
+                raise AssertionError(f"child made {len(durable)} fills; stderr: {proc.stderr.read()[-3000:]}") from None
+            if "fill" in msg:
+                durable.append(tuple(msg["fill"]))
+    finally:
+        proc.kill()  # SIGKILL: no cleanup; whatever was in flight stays in flight
+        proc.wait(10)
+    return durable
+
+
+async def test_sigkill_mid_stream_restores_every_fill_the_bot_had_applied(tmp_path: Path) -> None:
+    durable = _run_child_until(tmp_path, 30)
+    desk = Desk(crash_config(), data_dir=tmp_path).build(RESTART_BUILDERS)
+    bot, eng = desk.services["bots"][CRASH_BOT], desk.services["matching"]
+    await desk.start()
+    try:
+        with sqlite3.connect(tmp_path / f"grid-{CRASH_BOT}.sqlite") as db:
+            stored = db.execute("SELECT order_id, trade_id, side, qty, fee FROM fills ORDER BY id").fetchall()
+        keys = [(r[0], r[1]) for r in stored]
+        assert set(durable) <= set(keys)  # every fill reported durable before the kill is on record
+        assert len(keys) == len(set(keys))  # and each once
+        # The venue's journal and the bot agree: every fill of the grid the venue recorded, applied once.
+        venue = {(t.maker_order_id if t.maker_owner == CRASH_BOT else t.taker_order_id, t.trade_id)
+                 for t in eng.recent_trades(CRASH_SYM, 1 << 30) if CRASH_BOT in (t.maker_owner, t.taker_owner)}
+        assert set(keys) == venue
+        assert bot.position == sum(q if s == "buy" else -q for _, _, s, q, _ in stored)
+        fees = 0.0
+        for *_, fee in stored:
+            fees += float(fee)
+        assert bot.fees == fees
+    finally:
+        await desk.stop()
+
+
+async def test_restart_with_the_venue_journal_and_recover_adopts_orders_and_counts_only_new_fills(
+        tmp_path: Path) -> None:
+    run = Run(make_desk(tmp_path, journal=True, on_start="recover", on_stop="keep"))
+    await run.desk.start()
+    try:
+        await trade_first_life(run)  # ends with 0.3 of the 0.5 buy at 3050 filled; 0.2 rests
+        book = run.book()
+    finally:
+        await run.desk.stop()
+    assert book == [("buy", T[3000], 50), ("buy", T[3025], 50), ("buy", T[3050], 20), ("sell", T[3100], 50)]
+
+    again = Run(make_desk(tmp_path, journal=True, on_start="recover", on_stop="keep"))
+    await again.desk.start()
+    try:
+        assert figures(again.bot) == EXPECTED and again.bot.recovered_fills == 0
+        await again.price(3060.0)
+        assert again.book() == book  # the venue's orders adopted, nothing re-placed
+        # The rest of the part-filled buy fills: only its 0.2 is new; the 0.3 before the restart is not
+        # counted again (cumulative quantity), and the cell flips to a sell at 3075.
+        await again.take(Side.SELL, 20, T[3050])
+        assert (again.bot.position, again.bot.fees) == (50, FEES + maker_fee(T[3050], 20))
+        assert again.book() == [("buy", T[3000], 50), ("buy", T[3025], 50), ("sell", T[3075], 50),
+                                ("sell", T[3100], 50)]
+    finally:
+        await again.desk.stop()

@@ -39,6 +39,15 @@ When the venue cannot answer (not connected, or its open orders are unknown: a F
 did not answer in time) the bot closes nothing, places nothing, and asks again at its next step. Stop
 (``on_stop``): "cancel" or "keep". Stop-loss / take-profit on the reference price: cancel everything
 and (``liquidate_on_stop``) close the inventory with a market order.
+
+Persistence: the P&L and inventory (position, average price, realised, fees, grid profit, gross, round
+trips) live in ``<data_dir>/grid-<name>.sqlite``, the market maker's store (``engines.mm.store``). Each
+applied fill is queued with the snapshot it produced (one transaction, after the matching journal's
+barrier) and committed before the worker's next step acts on it. Start restores the snapshot, then
+applies this bot's fills in the venue's trade history that the store lacks (killed between the venue's
+commit and ours). Fills on record are keyed (order id, trade id) -> client id, so a fill reported again
+after a restart is not applied again; client ids are reserved on disk in blocks so none is reused.
+The cells' open legs are not persisted: a restart lays the grid afresh (or from adopted orders).
 """
 
 from __future__ import annotations

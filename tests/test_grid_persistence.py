@@ -228,3 +228,25 @@ async def test_restart_with_the_venue_journal_and_recover_adopts_orders_and_coun
                                 ("sell", T[3100], 50)]
     finally:
         await again.desk.stop()
+
+
+async def test_fills_the_venue_journaled_but_the_store_lacks_are_recovered_once(tmp_path: Path) -> None:
+    run = Run(make_desk(tmp_path, journal=True))
+    await run.desk.start()
+    try:
+        await trade_first_life(run)
+    finally:
+        await run.desk.stop()
+    # The store lost everything (killed before its first commit; or a data dir from before grid stores):
+    # the venue's journaled trade history still has the bot's five fills.
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"grid-g.sqlite{suffix}").unlink(missing_ok=True)
+    for life in range(2):
+        again = Run(make_desk(tmp_path, journal=True))
+        await again.desk.start()
+        try:
+            # Position, average price, realised and fees from the fills; round trips are not in a trade.
+            assert figures(again.bot)[:4] == EXPECTED[:4]
+            assert (again.bot.recovered_fills, again.bot.round_trips) == ((5, 0) if life == 0 else (0, 0))
+        finally:
+            await again.desk.stop()

@@ -31,7 +31,6 @@ cancels them, no bot adopts them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import itertools
 import logging
@@ -64,6 +63,7 @@ from engines.orders import (
     TimeInForce,
 )
 from engines.venue import CancelResult, OpenOrder
+from engines.waits import wait_event
 
 if TYPE_CHECKING:
     from engines.fix.session import Session
@@ -597,8 +597,7 @@ class FixVenue(Application):
             if not waiting or left <= 0:
                 break
             self._closed_evt.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closed_evt.wait(), left)
+            await wait_event(self._closed_evt, left)
         results: list[CancelResult] = []
         retry = []
         for vo in held:

@@ -55,6 +55,7 @@ from engines.orders import (
 from engines.reconcile import OpenOrdersUnknown, ask_open_orders, compare, summary
 from engines.risk.events import RiskBreach, TradingState, TradingStateChanged, bot_scope
 from engines.venue import OrderRouter
+from engines.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -360,8 +361,7 @@ class MarketMaker:
     async def _run(self) -> None:
         interval = 1.0 / self.cfg.status_hz
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+            await wait_event(self._wake, interval)
             self._wake.clear()
             try:
                 await self.step()
@@ -537,8 +537,7 @@ class MarketMaker:
             if wait is None:
                 await self._send_wake.wait()
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._send_wake.wait(), max(wait, 0.001))
+                await wait_event(self._send_wake, max(wait, 0.001))
 
     async def pump(self) -> int:
         """Send what the token bucket allows now (cancels first). Returns how many actions went out."""

@@ -40,6 +40,7 @@ from engines.risk.positions import OrderTracker, PositionBook
 from engines.risk.state import TradingStates, in_scope, parse_scope
 from engines.risk.store import RiskStore
 from engines.venue import OpenOrder, OrderRouter, Venue
+from engines.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -273,8 +274,7 @@ class KillSwitch:
                 if remaining <= 0:
                     break
                 run.settled.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(run.settled.wait(), remaining)
+                await wait_event(run.settled, remaining)
             done_at = time.perf_counter()
         finally:
             self._runs.remove(run)
@@ -508,8 +508,7 @@ class KillSwitch:
     async def _retry_loop(self) -> None:
         assert self._retry_wake is not None
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._retry_wake.wait(), self.retry_interval)
+            await wait_event(self._retry_wake, self.retry_interval)
             self._retry_wake.clear()
             if self.pending:
                 try:

@@ -207,3 +207,18 @@ async def test_bots_table_shows_large_pnl_and_fees_whole(tmp_path: Any) -> None:
         await settle(app, pilot)
         row = dict(zip((str(c.label) for c in table.ordered_columns), map(str, table.get_row_at(0))))
         assert row["net P&L"] == "-115,499 ▼"
+
+
+# --- a failed engine stays in view --------------------------------------------------------------------------
+async def test_status_bar_names_a_failed_engine_until_it_runs_again(tmp_path: Any) -> None:
+    from engines.events import EngineState, EngineStatusChanged
+
+    async with console(tmp_path, size=(160, 48)) as (app, desk, pilot):
+        assert "failed" not in str(app.status_bar.render())
+        desk.bus.publish(EngineStatusChanged(engine="control", state=EngineState.FAILED,
+                                             detail="control API: cannot listen on 127.0.0.1:8765"))
+        await settle(app, pilot)
+        assert " ✖ control failed (log: 5)" in str(app.status_bar.render())
+        desk.bus.publish(EngineStatusChanged(engine="control", state=EngineState.RUNNING))
+        await settle(app, pilot)
+        assert "failed" not in str(app.status_bar.render())

@@ -94,6 +94,11 @@ class StatusBar(Widget):
                 text.append(f"  ■ {', '.join(others)} halted", style="bold")
             running = sum(1 for s in model.engines.values() if s == "running")
             text.append(f"  engines {running}/{len(model.engines)}")
+            # a failed engine stays in view until it runs again (a failed start stops the whole desk:
+            # without this the bar read as a quiet desk; the reason is in the event log)
+            failed = sorted(name for name, s in model.engines.items() if s == "failed")
+            if failed:
+                text.append(f" ✖ {', '.join(failed)} failed (log: 5)", style="bold reverse")
             text.append(f"  {clock(model.last_ts)} UTC")
             # Optional figures, as many as fit the width.
             room = max(0, self.size.width - 2) or 200

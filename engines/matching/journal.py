@@ -405,25 +405,14 @@ class Journal:
         w = self._w
         assert w is not None
         try:
-            if order_rows:
-                _insert_now(w, "INSERT OR REPLACE INTO orders VALUES ", 16, order_rows)
-            if event_rows:
-                _insert_now(w, _EVENTS_HEAD, 11, event_rows)
-            if trade_rows:
-                _insert_now(w, "INSERT INTO trades VALUES ", 13, trade_rows)
-            if bulk_rows:
-                w.executemany(_BULK_INSERT, bulk_rows)
-            w.executemany(_META, [("next_order_id", ids[0]), ("next_trade_id", ids[1]), ("ops", ids[2])])
+            for sql, params in _statements(order_rows, event_rows, trade_rows, ids, bulk_rows):
+                w.executemany(sql, params)
             w.commit()
         except BaseException:
             with contextlib.suppress(Exception):
                 w.rollback()
             raise
-        if bulk_rows:
-            self._unapplied = True
-        self.next_ids = ids
-        n = len(order_rows) + len(event_rows) + len(trade_rows) + len(bulk_rows)
-        self.rows += n
+        n = self._written(order_rows, event_rows, trade_rows, ids, bulk_rows)
         # Each commit appends its dirty pages to the WAL: a few per commit (a leaf per table and index
         # touched, meta) however small, plus the rows' bytes. Small commits (one per order on the REST or
         # venue path) grow the WAL by pages, not rows: counted so, it stays near CHECKPOINT_BYTES.
@@ -458,19 +447,26 @@ class Journal:
             return
         db = self._db
         assert db is not None
-        if order_rows:
-            await _insert(db, "INSERT OR REPLACE INTO orders VALUES ", 16, order_rows)
-        if event_rows:
-            await _insert(db, _EVENTS_HEAD, 11, event_rows)
-        if trade_rows:
-            await _insert(db, "INSERT INTO trades VALUES ", 13, trade_rows)
-        if bulk_rows:  # the orders' rows are updated later (_apply_bulk): not on the acknowledgement path
-            await db.executemany(_BULK_INSERT, bulk_rows)
-            self._unapplied = True
-        await db.executemany(_META, [("next_order_id", ids[0]), ("next_trade_id", ids[1]), ("ops", ids[2])])
+        for sql, params in _statements(order_rows, event_rows, trade_rows, ids, bulk_rows):
+            await db.executemany(sql, params)
         await db.commit()
+        self._written(order_rows, event_rows, trade_rows, ids, bulk_rows)
+
+    def _written(
+        self,
+        order_rows: list[Any],
+        event_rows: list[Any],
+        trade_rows: list[Any],
+        ids: tuple[int, int, int],
+        bulk_rows: list[Any],
+    ) -> int:
+        """Bookkeeping after a batch is committed (either path); the number of rows it wrote."""
+        if bulk_rows:  # the orders' rows are updated later (_apply_bulk): not on the acknowledgement path
+            self._unapplied = True
         self.next_ids = ids
-        self.rows += len(order_rows) + len(event_rows) + len(trade_rows) + len(bulk_rows)
+        n = len(order_rows) + len(event_rows) + len(trade_rows) + len(bulk_rows)
+        self.rows += n
+        return n
 
     async def _writer(self) -> None:
         assert self._wake is not None
@@ -605,30 +601,34 @@ def _values(ncols: int, nrows: int) -> str:
     return ",".join([row] * nrows)
 
 
-async def _insert(db: aiosqlite.Connection, head: str, ncols: int, rows: list[Any]) -> None:
+def _statements(
+    order_rows: list[Any],
+    event_rows: list[Any],
+    trade_rows: list[Any],
+    ids: tuple[int, int, int],
+    bulk_rows: list[Any],
+) -> list[tuple[str, list[Any]]]:
+    """The ``executemany`` calls that write one batch, in order; both write paths run exactly these."""
+    out: list[tuple[str, list[Any]]] = []
+    _inserts(out, "INSERT OR REPLACE INTO orders VALUES ", 16, order_rows)
+    _inserts(out, _EVENTS_HEAD, 11, event_rows)
+    _inserts(out, "INSERT INTO trades VALUES ", 13, trade_rows)
+    if bulk_rows:
+        out.append((_BULK_INSERT, bulk_rows))
+    out.append((_META, [("next_order_id", ids[0]), ("next_trade_id", ids[1]), ("ops", ids[2])]))
+    return out
+
+
+def _inserts(out: list[tuple[str, list[Any]]], head: str, ncols: int, rows: list[Any]) -> None:
     """``head`` + VALUES for ``rows``, in their order: full chunks of ROWS_PER_INSERT rows as one multi-row
     statement each (executed together: one call), the rest one row per statement. Rows keep their order
     within a statement, so ``order_events`` ids follow the events' order as before."""
     k = ROWS_PER_INSERT
     n = len(rows) - len(rows) % k
     if n:
-        await db.executemany(
-            head + _values(ncols, k), [tuple(chain.from_iterable(rows[i : i + k])) for i in range(0, n, k)]
-        )
+        out.append((head + _values(ncols, k), [tuple(chain.from_iterable(rows[i : i + k])) for i in range(0, n, k)]))
     if n < len(rows):
-        await db.executemany(head + _values(ncols, 1), rows[n:])
-
-
-def _insert_now(db: sqlite3.Connection, head: str, ncols: int, rows: list[Any]) -> None:
-    """``_insert`` on a plain connection (the same statements, in the same order)."""
-    k = ROWS_PER_INSERT
-    n = len(rows) - len(rows) % k
-    if n:
-        db.executemany(
-            head + _values(ncols, k), [tuple(chain.from_iterable(rows[i : i + k])) for i in range(0, n, k)]
-        )
-    if n < len(rows):
-        db.executemany(head + _values(ncols, 1), rows[n:])
+        out.append((head + _values(ncols, 1), rows[n:]))
 
 
 _seq_of = operator.attrgetter("seq")

@@ -318,17 +318,7 @@ class Bus:
                 except Exception:
                     self._handler_failed(handler, event)
         if extra is not None:
-            keyed, mro, queues = extra
-            if keyed:
-                key = event.key()
-                for base in mro:
-                    for sub in self._keyed.get((base, key), ()):
-                        try:
-                            sub.handler(event)
-                        except Exception:
-                            self._handler_failed(sub.handler, event)
-            for q in queues:
-                q.offer(event)
+            self._deliver_extra(event, extra)
         return event
 
     def publish_many(self, events: list[Event]) -> None:
@@ -378,17 +368,21 @@ class Bus:
                     except Exception:
                         self._handler_failed(handler, event)
             if extra is not None:
-                keyed, mro, queues = extra
-                if keyed:
-                    key = event.key()
-                    for base in mro:
-                        for sub in self._keyed.get((base, key), ()):
-                            try:
-                                sub.handler(event)
-                            except Exception:
-                                self._handler_failed(sub.handler, event)
-                for q in queues:
-                    q.offer(event)
+                self._deliver_extra(event, extra)
+
+    def _deliver_extra(self, event: Event, extra: tuple[bool, tuple[type, ...], tuple[EventQueue, ...]]) -> None:
+        """A route's keyed subscribers and queues (its ``extra`` part), after its plain subscribers."""
+        keyed, mro, queues = extra
+        if keyed:
+            key = event.key()
+            for base in mro:
+                for sub in self._keyed.get((base, key), ()):
+                    try:
+                        sub.handler(event)
+                    except Exception:
+                        self._handler_failed(sub.handler, event)
+        for q in queues:
+            q.offer(event)
 
     def _handler_failed(self, handler: Handler, event: Event) -> None:
         self.errors += 1

@@ -10,6 +10,7 @@ the find-based ``FixMessage.get`` of that commit.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -195,11 +196,13 @@ piece = st.one_of(
 )
 
 
-def build_stream(pieces: list[tuple]) -> bytes:
+def build_stream(pieces: list[tuple], ok: Callable[[int, int, int], bytes] | None = None) -> bytes:
+    """The pieces' bytes: ``ok`` makes a well-formed frame from an "ok" piece's three values (default:
+    ``message(a, b, high=c)``); "bad" pieces are garbled messages, anything else junk."""
     out = []
     for kind, a, b, c in pieces:
         if kind == "ok":
-            out.append(message(a, b, high=c))
+            out.append(message(a, b, high=c) if ok is None else ok(a, b, c))
         elif kind == "bad":
             out.append(garble(message(a, 40 if c else 0), b))
         else:

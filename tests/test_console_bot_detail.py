@@ -5,16 +5,13 @@ clock, without moving the cursor, the scroll position or the focus."""
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from textual.widgets import DataTable, Label, Sparkline
 
-from console.app import OpdeskApp, build_app
+from console.app import OpdeskApp
 from console.remote import RemoteConsoleApp
 from console.screens.bot_detail import BotDetailScreen
 from console.seeded import seed, seeded_config, seeded_desk, start_engines, stop_engines
@@ -24,32 +21,9 @@ from engines.mm.events import MMBotStatus
 from engines.remote.client import LinkState
 from engines.risk.events import TradingState, TradingStateChanged
 from tests.desk_process import DeskProcess
+from tests.test_console_pilot import console
 
 SIZE = (160, 48)
-
-
-@asynccontextmanager
-async def console(tmp_path: Any, size: tuple[int, int] = SIZE, *, live: bool = False) -> AsyncIterator[tuple[OpdeskApp, Any, Any]]:
-    cfg = seeded_config(tmp_path)
-    desk = seeded_desk(cfg)
-    if live:  # the refresh timer runs (and the cap applies), on the seeded desk's ManualClock
-        app = OpdeskApp(cfg, desk, clock=desk.clock, live=True, start_desk=False)
-    else:
-        app = build_app(cfg, desk=desk, clock=desk.clock, live=False)
-    try:
-        async with app.run_test(size=size) as pilot:
-            engines = await start_engines(desk)
-            try:
-                seed(desk)
-                await pilot.pause()
-                app.refresh_panels()
-                await pilot.pause()
-                yield app, desk, pilot
-            finally:
-                await stop_engines(engines)
-    finally:
-        if live:
-            gc.unfreeze()  # (the live app freezes what it built; give it back to the collector)
 
 
 def cells(screen: Any) -> dict[str, str]:

@@ -3,6 +3,7 @@ re-arm, palette actions, keymap remapping, zoom, the FIX inspector, and the mode
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,21 +43,28 @@ class FakeBot:
 
 @asynccontextmanager
 async def console(
-    tmp_path: Any, size: tuple[int, int] = SIZE, **ui: Any
+    tmp_path: Any, size: tuple[int, int] = SIZE, *, live: bool = False, **ui: Any
 ) -> AsyncIterator[tuple[OpdeskApp, Any, Any]]:
     cfg = seeded_config(tmp_path, **ui)
     desk = seeded_desk(cfg)
-    app = build_app(cfg, desk=desk, clock=desk.clock, live=False)
-    async with app.run_test(size=size) as pilot:
-        engines = await start_engines(desk)
-        try:
-            seed(desk)
-            await pilot.pause()
-            app.refresh_panels()
-            await pilot.pause()
-            yield app, desk, pilot
-        finally:
-            await stop_engines(engines)
+    if live:  # the refresh timer runs (and its rate caps apply), on the seeded desk's ManualClock
+        app = OpdeskApp(cfg, desk, clock=desk.clock, live=True, start_desk=False)
+    else:
+        app = build_app(cfg, desk=desk, clock=desk.clock, live=False)
+    try:
+        async with app.run_test(size=size) as pilot:
+            engines = await start_engines(desk)
+            try:
+                seed(desk)
+                await pilot.pause()
+                app.refresh_panels()
+                await pilot.pause()
+                yield app, desk, pilot
+            finally:
+                await stop_engines(engines)
+    finally:
+        if live:
+            gc.unfreeze()  # (the live app freezes what it built; give it back to the collector)
 
 
 async def settle(app: OpdeskApp, pilot: Any) -> None:
